@@ -1,0 +1,88 @@
+"""The ``pulse`` console script: one subcommand per job, each a thin call into ``run(cfg)``.
+
+Config jobs take ``--config file.yaml`` plus dotted overrides (``train.lr=1e-5``). A job
+module exposes ``CONFIG_CLASS``, ``run(cfg)`` and a module docstring used as help. Jobs
+with their own sub-subcommands (``ecgbench``, ``submit``) expose ``add_arguments(parser)``
+and ``main(args)`` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pulse.config import ConfigError, load_config
+
+CONFIG_JOBS: dict[str, tuple[str, str]] = {
+    "ingest": ("pulse.data_ray.ingest", "Read raw ECG datasets (native layouts) into record Parquet."),
+    "render": ("pulse.data_ray.render.job", "Render records to paper-ECG images (image Parquet)."),
+    "build": (
+        "pulse.data_ray.build.job",
+        "Build instruction data (templates / LLM synthesis, judge, write).",
+    ),
+    "train": ("pulse.train_ray.job", "Finetune LLaVA-NeXT with Ray Train (DDP / DeepSpeed ZeRO)."),
+    "serve": ("pulse.serve.job", "Serve a checkpoint behind an OpenAI-compatible Ray Serve endpoint."),
+    "demo": ("pulse.demo", "Run the whole loop on the bundled real records on an embedded Ray."),
+}
+CUSTOM_JOBS: dict[str, tuple[str, str]] = {
+    "ecgbench": ("pulse.ecgbench.cli", "ECGBench: score predictions, run a model, sweep models x subsets."),
+    "submit": ("pulse.submit", "Submit a pulse job to a Ray cluster through the Jobs API."),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pulse",
+        description="pulse: teach multimodal LLMs to read ECG images, on Ray. "
+        "Each job reads a YAML config (--config) and accepts dotted overrides (key.sub=value).",
+    )
+    sub = parser.add_subparsers(dest="job", metavar="JOB")
+    for name, (module, summary) in CONFIG_JOBS.items():
+        job = sub.add_parser(
+            name,
+            help=summary,
+            description=summary + " Overrides: key.sub=value (YAML scalars); unknown keys are errors.",
+        )
+        job.add_argument("--config", "-c", help="YAML config (a path, or relative to the shipped configs/)")
+        job.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+        job.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+        job.set_defaults(_module=module, _kind="config")
+    for name, (module, summary) in CUSTOM_JOBS.items():
+        job = sub.add_parser(name, help=summary, description=summary)
+        job.set_defaults(_module=module, _kind="custom")
+        try:
+            importlib.import_module(module).add_arguments(job)
+        except ImportError as exc:  # keep `pulse --help` working while a part is missing
+            job.set_defaults(_import_error=str(exc))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.job:
+        parser.print_help()
+        return 2
+    if getattr(args, "_import_error", None):
+        print(f"pulse {args.job}: unavailable ({args._import_error})", file=sys.stderr)
+        return 2
+    module = importlib.import_module(args._module)
+    if args._kind == "custom":
+        return int(module.main(args) or 0)
+    try:
+        cfg = load_config(module.CONFIG_CLASS, args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"pulse {args.job}: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        return 0
+    result = module.run(cfg)
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

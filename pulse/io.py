@@ -1,0 +1,161 @@
+"""Local-or-S3 paths: the one place that touches data files.
+
+Paths are plain local paths or ``s3://bucket/key`` URIs. S3 goes through
+``pyarrow.fs.S3FileSystem``; its endpoint and credentials come from a
+``StorageOptions`` (part of every job config) or the usual AWS environment
+variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_REGION``), so the same code runs against AWS, MinIO or a local moto server.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io as _stdio
+import os
+import posixpath
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+
+class StorageOptions(BaseModel):
+    """How to reach object storage; empty fields fall back to the AWS environment variables."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_env: str = "AWS_ACCESS_KEY_ID"
+    secret_key_env: str = "AWS_SECRET_ACCESS_KEY"
+    anonymous: bool = False
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+    return str(path).startswith("s3://")
+
+
+def join(base: str | os.PathLike, *parts: str) -> str:
+    base = str(base)
+    if is_remote(base):
+        return posixpath.join(base, *parts)
+    return str(Path(base, *parts))
+
+
+def _s3_filesystem(storage: StorageOptions | None) -> pafs.S3FileSystem:
+    storage = storage or StorageOptions()
+    endpoint = storage.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    kwargs: dict = {"region": storage.region or os.environ.get("AWS_REGION", "us-east-1")}
+    if storage.anonymous:
+        kwargs["anonymous"] = True
+    else:
+        access = os.environ.get(storage.access_key_env)
+        secret = os.environ.get(storage.secret_key_env)
+        if access and secret:
+            kwargs["access_key"] = access
+            kwargs["secret_key"] = secret
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        kwargs["endpoint_override"] = host or scheme
+        kwargs["scheme"] = scheme if host else "https"
+    return pafs.S3FileSystem(**kwargs)
+
+
+def filesystem(path: str | os.PathLike, storage: StorageOptions | None = None) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem for ``path`` and the path inside it."""
+    text = str(path)
+    if is_remote(text):
+        return _s3_filesystem(storage), text[len("s3://") :]
+    return pafs.LocalFileSystem(), str(Path(text).absolute())
+
+
+def exists(path: str | os.PathLike, storage: StorageOptions | None = None) -> bool:
+    fs, inner = filesystem(path, storage)
+    return fs.get_file_info(inner).type != pafs.FileType.NotFound
+
+
+def is_dir(path: str | os.PathLike, storage: StorageOptions | None = None) -> bool:
+    fs, inner = filesystem(path, storage)
+    return fs.get_file_info(inner).type == pafs.FileType.Directory
+
+
+def makedirs(path: str | os.PathLike, storage: StorageOptions | None = None) -> None:
+    fs, inner = filesystem(path, storage)
+    fs.create_dir(inner, recursive=True)
+
+
+def read_bytes(path: str | os.PathLike, storage: StorageOptions | None = None) -> bytes:
+    fs, inner = filesystem(path, storage)
+    with fs.open_input_stream(inner) as stream:
+        return stream.read()
+
+
+def read_text(path: str | os.PathLike, storage: StorageOptions | None = None, encoding: str = "utf-8") -> str:
+    return read_bytes(path, storage).decode(encoding)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, storage: StorageOptions | None = None) -> None:
+    fs, inner = filesystem(path, storage)
+    parent = posixpath.dirname(inner) if is_remote(path) else str(Path(inner).parent)
+    if parent:
+        fs.create_dir(parent, recursive=True)
+    with fs.open_output_stream(inner) as stream:
+        stream.write(data)
+
+
+def write_text(path: str | os.PathLike, text: str, storage: StorageOptions | None = None) -> None:
+    write_bytes(path, text.encode("utf-8"), storage)
+
+
+def open_binary(path: str | os.PathLike, storage: StorageOptions | None = None) -> _stdio.BytesIO:
+    """A seekable in-memory file with the object's bytes (for h5py, scipy.io and friends)."""
+    return _stdio.BytesIO(read_bytes(path, storage))
+
+
+def list_files(
+    path: str | os.PathLike, pattern: str = "*", storage: StorageOptions | None = None, recursive: bool = True
+) -> list[str]:
+    """Files under ``path`` whose name matches ``pattern``, as full paths/URIs, sorted."""
+    fs, inner = filesystem(path, storage)
+    info = fs.get_file_info(pafs.FileSelector(inner, recursive=recursive, allow_not_found=True))
+    prefix = "s3://" if is_remote(path) else ""
+    files = [
+        prefix + item.path
+        for item in info
+        if item.type == pafs.FileType.File and fnmatch.fnmatch(item.base_name, pattern)
+    ]
+    return sorted(files)
+
+
+def delete(path: str | os.PathLike, storage: StorageOptions | None = None) -> None:
+    fs, inner = filesystem(path, storage)
+    info = fs.get_file_info(inner)
+    if info.type == pafs.FileType.Directory:
+        fs.delete_dir(inner)
+    elif info.type == pafs.FileType.File:
+        fs.delete_file(inner)
+
+
+def write_parquet(table: pa.Table, path: str | os.PathLike, storage: StorageOptions | None = None) -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    write_bytes(path, sink.getvalue().to_pybytes(), storage)
+
+
+def read_parquet(path: str | os.PathLike, storage: StorageOptions | None = None) -> pa.Table:
+    """One Parquet file, or every ``*.parquet`` under a folder, as one table."""
+    fs, inner = filesystem(path, storage)
+    return pq.read_table(inner, filesystem=fs)
+
+
+def ray_read_args(path: str | os.PathLike, storage: StorageOptions | None = None) -> dict:
+    """``paths=`` and ``filesystem=`` keyword arguments for ``ray.data.read_*`` / ``write_*``."""
+    fs, inner = filesystem(path, storage)
+    return {"paths": inner, "filesystem": fs}
+
+
+def ray_write_args(path: str | os.PathLike, storage: StorageOptions | None = None) -> dict:
+    fs, inner = filesystem(path, storage)
+    return {"path": inner, "filesystem": fs}

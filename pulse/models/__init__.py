@@ -1,0 +1,1 @@
+"""Model builders shared by training, serving and benchmarking."""

@@ -1,0 +1,107 @@
+"""Arrow schemas of the rows that flow between stages, and the shared lead order.
+
+Every row carries ``error`` (null when fine). A stage that cannot process a row sets
+``error`` to a short reason (``"<reason>: <detail>"``; the part before the colon is
+what summaries count by) instead of raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import pyarrow as pa
+
+STANDARD_LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+PTBXL_SUPERCLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")
+DATASETS: tuple[str, ...] = ("ptbxl", "mimic", "code15", "cpsc2018", "g12ec", "chapman", "ningbo", "ecgqa")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+RECORD_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("dataset", pa.string()),
+        ("split", pa.string()),
+        ("fs", pa.float32()),
+        ("lead_names", pa.list_(pa.string())),
+        ("signal", pa.list_(pa.list_(pa.float32()))),
+        ("n_samples", pa.int32()),
+        ("age", pa.float32()),
+        ("sex", pa.string()),
+        ("labels", pa.list_(pa.string())),
+        ("labels_std", pa.list_(pa.string())),
+        ("report", pa.string()),
+        ("report_lang", pa.string()),
+        ("source_path", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+
+LEAD_BOX_TYPE = pa.struct(
+    [
+        ("name", pa.string()),
+        ("bbox", pa.list_(pa.float32())),  # x0, y0, x1, y1 in final-image pixels
+        ("x", pa.list_(pa.float32())),
+        ("y", pa.list_(pa.float32())),
+        ("start_sample", pa.int32()),
+        ("end_sample", pa.int32()),
+        ("missing", pa.bool_()),
+    ]
+)
+
+IMAGE_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("image", pa.binary()),
+        ("image_format", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("dpi", pa.int32()),
+        ("layout", pa.string()),
+        ("distortions", pa.string()),
+        ("leads", pa.list_(LEAD_BOX_TYPE)),
+        ("error", pa.string()),
+    ]
+)
+
+TURN_TYPE = pa.struct([("from", pa.string()), ("value", pa.string())])
+
+INSTRUCTION_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("record_id", pa.string()),
+        ("image", pa.binary()),
+        ("image_path", pa.string()),
+        ("conversations", pa.list_(TURN_TYPE)),
+        ("task", pa.string()),
+        ("qtype", pa.string()),
+        ("source", pa.string()),
+        ("generator", pa.string()),
+        ("judge_score", pa.float32()),
+        ("judge_reason", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+
+TASKS: tuple[str, ...] = ("feature", "rhythm", "morphology", "report")
+QTYPES: tuple[str, ...] = ("close", "open", "fill", "mcq", "multi-turn")
+
+
+class MissingColumnsError(KeyError):
+    """A stage was given a batch without a column it needs."""
+
+
+def require_columns(batch: Mapping | Iterable[str], needed: Iterable[str], stage: str) -> None:
+    """Fail fast, naming the missing columns and the stage."""
+    present = set(batch.keys() if isinstance(batch, Mapping) else batch)
+    missing = [c for c in needed if c not in present]
+    if missing:
+        raise MissingColumnsError(
+            f"{stage}: required input columns {missing} not found (have {sorted(present)})"
+        )
+
+
+def error_reason(error: str | None) -> str | None:
+    """The countable reason of an error string (text before the first colon)."""
+    if not error:
+        return None
+    return error.split(":", 1)[0].strip()

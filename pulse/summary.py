@@ -1,0 +1,52 @@
+"""Job summaries: row counts, error rows counted by reason, the errors/ sink."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pulse.schema import error_reason
+
+
+@dataclass
+class StageSummary:
+    """What one stage did: rows in/out, errors by reason, where it wrote."""
+
+    stage: str
+    rows_ok: int = 0
+    rows_error: int = 0
+    errors_by_reason: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_errors(cls, stage: str, errors: Iterable[str | None], **kwargs: Any) -> StageSummary:
+        counts: Counter[str] = Counter()
+        ok = 0
+        for err in errors:
+            reason = error_reason(err)
+            if reason is None:
+                ok += 1
+            else:
+                counts[reason] += 1
+        return cls(stage, ok, sum(counts.values()), dict(sorted(counts.items())), **kwargs)
+
+    def lines(self) -> list[str]:
+        out = [f"[{self.stage}] ok={self.rows_ok} errors={self.rows_error} ({self.seconds:.1f}s)"]
+        for reason, n in self.errors_by_reason.items():
+            out.append(f"    error {reason}: {n}")
+        for name, path in self.outputs.items():
+            out.append(f"    {name}: {path}")
+        for key, value in self.extra.items():
+            out.append(f"    {key}: {value}")
+        return out
+
+    def print(self) -> None:
+        print("\n".join(self.lines()), flush=True)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, default=str)
