@@ -29,9 +29,12 @@ RECORD_SCHEMA = pa.schema(
         ("sex", pa.string()),
         ("labels", pa.list_(pa.string())),
         ("labels_std", pa.list_(pa.string())),
+        ("superclasses", pa.list_(pa.string())),  # PTB-XL diagnostic superclasses; empty elsewhere
         ("report", pa.string()),
         ("report_lang", pa.string()),
         ("source_path", pa.string()),
+        ("recorded_at", pa.string()),  # ISO date/time when the source has it
+        ("extra", pa.string()),  # JSON of source-specific fields (e.g. strat_fold, patient_id)
         ("error", pa.string()),
     ]
 )
