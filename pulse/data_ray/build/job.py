@@ -1,0 +1,127 @@
+"""Build ECGInstruct-style instruction data from records and rendered images.
+
+records + images -> per-source generators (templates for label-only sources, the report task,
+LLM synthesis from reports with PTB-XL reports translated first, direct ECG-QA conversion)
+-> balance -> synthesize -> validate -> faithfulness -> LLM judge + threshold -> near-duplicate
+removal -> sharded Parquet (images inline) + LLaVA JSON, errors/, stats/ (count table, judge
+histogram) and run_info.json. A rerun on the same output_dir skips finished shards.
+
+  pulse build --config configs/build/templates.yaml
+  pulse build --config configs/build/smollm2.yaml judge.threshold=3.5 limit=20
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from pulse import io
+from pulse.config import write_run_info
+from pulse.data_ray.build import join
+from pulse.data_ray.build.balance import balance_row, cell_counts, keep_probabilities
+from pulse.data_ray.build.config import BuildConfig
+from pulse.data_ray.build.ecgqa import ecgqa_row
+from pulse.data_ray.build.faithfulness import check_row
+from pulse.data_ray.build.plan import Planner
+from pulse.data_ray.build.stats import merge_markers, write_stats
+from pulse.data_ray.build.validate import validate_row
+from pulse.data_ray.build.write import ShardWriter, completed_shards, finalize_llava, image_item, row_item
+from pulse.runtime import init_ray
+from pulse.summary import StageSummary
+
+CONFIG_CLASS = BuildConfig
+
+
+def write_group(group, **kwargs):
+    return ShardWriter(**kwargs)(group)
+
+
+def plan_rows(cfg: BuildConfig, done: set[int]):
+    """Records (minus finished shards) -> translated -> planned rows (+ ECG-QA), balanced, materialized."""
+    shards = cfg.write.num_shards
+    records = join.read_records(cfg.records_dir, cfg.storage, cfg.limit)
+    records = records.filter(join.not_in_shards(done, shards)).map(join.add_shard, fn_args=(shards,))
+    if cfg.translate.enabled:
+        from pulse.data_ray.build.translate import translate
+
+        records = translate(records, cfg.translate)
+    plan = records.flat_map(Planner, fn_constructor_args=(cfg,), concurrency=1)
+    qa = join.read_ecgqa(cfg.records_dir, cfg.storage) if cfg.include_ecgqa else None
+    if qa is not None:
+        qa_rows = qa.map(lambda row: ecgqa_row(row, shards, cfg.seed))
+        plan = plan.union(qa_rows.filter(join.not_in_shards(done, shards)))
+    plan = plan.materialize()
+    probabilities = keep_probabilities(cell_counts(plan), cfg.balance.max_per_cell)
+    return plan.map(balance_row, fn_args=(probabilities, cfg.seed))
+
+
+def instruction_rows(cfg: BuildConfig, plan):
+    """Planned rows -> LLM-completed, validated, faithfulness-checked and judged rows."""
+    rows = plan
+    if cfg.synthesis.enabled:
+        from pulse.data_ray.build.synthesize import synthesize
+
+        rows = synthesize(rows, cfg.synthesis)
+    rows = rows.map(validate_row)
+    if cfg.faithfulness.enabled:
+        rows = rows.map(check_row)
+    if cfg.judge.enabled:
+        from pulse.data_ray.build.judge import judge
+
+        rows = judge(rows, cfg.judge)
+    return rows
+
+
+def write_shards(cfg: BuildConfig, rows, wanted_records: set[str]) -> list[dict]:
+    shards = cfg.write.num_shards
+    images = join.read_images(cfg.images_dir, cfg.storage)
+    images = images.filter(lambda row: row["record_id"] in wanted_records)
+    items = rows.map(row_item).union(images.map(image_item, fn_args=(shards,)))
+    writer_kwargs = {
+        "output_dir": cfg.output_dir,
+        "num_shards": shards,
+        "storage": cfg.storage,
+        "llava": cfg.write.llava,
+        "dedupe": {"threshold": cfg.dedupe.threshold, "k": cfg.dedupe.shingle} if cfg.dedupe.enabled else None,
+    }
+    written = items.groupby("shard", num_partitions=max(1, min(shards, 32))).map_groups(
+        write_group, batch_format="pyarrow", fn_kwargs=writer_kwargs
+    )
+    return [json.loads(row["marker"]) for row in written.take_all()]
+
+
+def run(cfg: BuildConfig) -> StageSummary:
+    """Run the build; prints and returns its summary (rows per split, errors by reason, outputs)."""
+    started = time.time()
+    init_ray(cfg.ray)
+    done = completed_shards(cfg.output_dir, cfg.write.num_shards, cfg.storage) if cfg.write.resume else {}
+    write_run_info(cfg, cfg.output_dir, "build", cfg.storage)
+    plan = plan_rows(cfg, set(done))
+    wanted = join.record_ids_of(plan)
+    markers = write_shards(cfg, instruction_rows(cfg, plan), wanted) if wanted else []
+    totals = merge_markers([*done.values(), *markers])
+    outputs = {
+        "parquet": io.join(cfg.output_dir, "parquet"),
+        "errors": io.join(cfg.output_dir, "errors"),
+        "run_info": io.join(cfg.output_dir, "run_info.json"),
+    }
+    if cfg.write.llava:
+        for split, path in finalize_llava(cfg.output_dir, cfg.storage).items():
+            outputs[f"llava_{split}"] = path
+    outputs.update(write_stats(cfg.output_dir, totals, cfg.judge.threshold if cfg.judge.enabled else None, cfg.storage))
+    summary = StageSummary(
+        "build",
+        rows_ok=totals["rows_ok"],
+        rows_error=sum(totals["errors"].values()),
+        errors_by_reason=totals["errors"],
+        outputs=outputs,
+        seconds=time.time() - started,
+        extra={
+            "rows_per_split": totals["splits"],
+            "shards_written": sorted(m["shard"] for m in markers),
+            "shards_skipped_resume": sorted(done),
+        },
+    )
+    io.write_text(io.join(cfg.output_dir, "stats", "summary.json"), summary.to_json(), cfg.storage)
+    summary.print()
+    return summary

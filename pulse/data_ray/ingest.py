@@ -1,0 +1,231 @@
+"""Ingest raw ECG datasets in their native layouts into record Parquet, on Ray Data.
+
+Reads PTB-XL, MIMIC-IV-ECG, CODE-15%, the CinC-2021 format (CPSC 2018, G12EC, Chapman-Shaoxing,
+Ningbo) and ECG-QA from local paths or s3:// and writes:
+
+  <output_dir>/records/*.parquet   good records (pulse.schema.RECORD_SCHEMA)
+  <output_dir>/errors/*.parquet    bad inputs, same schema, `error` = "<reason>: <detail>", no signal
+  <output_dir>/ecgqa/*.parquet     ECG-QA rows joined to PTB-XL records by record_ids
+  <output_dir>/run_info.json       resolved config, versions, git SHA
+
+Examples:
+  pulse ingest --config configs/ingest/bundled.yaml output_dir=/tmp/pulse-records
+  pulse ingest --config configs/ingest/bundled.yaml limit=5 target_fs=250
+Existing records/, errors/ and ecgqa/ folders under output_dir are replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from pulse import io
+from pulse.config import StrictModel, write_run_info
+from pulse.data_ray.readers import plan_source, read_unit
+from pulse.data_ray.readers.config import SourceConfig
+from pulse.data_ray.readers.ecgqa import ECGQA_SCHEMA, mark_missing_records, qa_to_table
+from pulse.data_ray.readers.signal import records_to_table
+from pulse.runtime import RayOptions, init_ray
+from pulse.schema import RECORD_SCHEMA, error_reason
+from pulse.summary import StageSummary
+
+_S3_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION")
+
+
+class IngestConfig(StrictModel):
+    """``pulse ingest``: which sources to read, where to write, and how Ray Data runs it."""
+
+    sources: list[SourceConfig] = Field(min_length=1)
+    output_dir: str
+    target_fs: float | None = Field(default=None, gt=0)
+    """Resample every record to this rate (Hz); null keeps each source's rate."""
+    limit: int | None = Field(default=None, ge=0)
+    """Quick-run cap applied to every source (at most this many records / QA rows each)."""
+    batch_size: int = Field(default=4, ge=1)
+    """Read units per Ray Data batch (a unit is one record, or one chunk of a CODE-15% part)."""
+    concurrency: int | None = Field(default=None, ge=1)
+    """Most read tasks at once; null lets Ray Data decide."""
+    num_cpus: float = Field(default=1.0, gt=0)
+    """CPUs reserved per read task."""
+    storage: io.StorageOptions = io.StorageOptions()
+    ray: RayOptions = RayOptions()
+
+    def capped_sources(self) -> list[SourceConfig]:
+        """Sources with the global ``limit`` folded into each one's own limit."""
+        if self.limit is None:
+            return list(self.sources)
+        return [
+            s.model_copy(update={"limit": self.limit if s.limit is None else min(s.limit, self.limit)})
+            for s in self.sources
+        ]
+
+
+def _s3_env(storage: io.StorageOptions) -> dict[str, str]:
+    """The driver's S3 settings, handed to read tasks whose processes started before they were set."""
+    names = (*_S3_ENV, storage.access_key_env, storage.secret_key_env)
+    return {name: os.environ[name] for name in names if name in os.environ}
+
+
+def read_record_batch(
+    batch: pa.Table,
+    *,
+    sources: list[SourceConfig],
+    storage: io.StorageOptions,
+    target_fs: float | None,
+    errors_dir: str,
+    env: dict[str, str],
+) -> pa.Table:
+    """Ray Data UDF: read a batch of units; return good records, write error rows to ``errors_dir``.
+
+    Error rows go to their own sink from inside the task (datatrove's exclusion-writer pattern)
+    so the signal data streams through Ray Data once. The error file name is a hash of its
+    record ids, so a retried task overwrites rather than duplicates.
+    """
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+    good: list[dict[str, Any]] = []
+    bad: list[dict[str, Any]] = []
+    for source_index, unit_json in zip(
+        batch.column("source").to_pylist(), batch.column("unit").to_pylist(), strict=True
+    ):
+        for row in read_unit(sources[source_index], json.loads(unit_json), storage, target_fs):
+            (bad if row["error"] else good).append(row)
+    if bad:
+        digest = hashlib.sha1("\n".join(r["record_id"] for r in bad).encode()).hexdigest()[:16]
+        io.write_parquet(records_to_table(bad), io.join(errors_dir, f"errors-{digest}.parquet"), storage)
+    return records_to_table(good)
+
+
+def read_qa_batch(
+    batch: pa.Table,
+    *,
+    sources: list[SourceConfig],
+    storage: io.StorageOptions,
+    available: list[str] | None,
+    env: dict[str, str],
+) -> pa.Table:
+    """Ray Data UDF: ECG-QA rows of a batch of JSON files, checked against the ingested records."""
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+    rows: list[dict[str, Any]] = []
+    for source_index, unit_json in zip(
+        batch.column("source").to_pylist(), batch.column("unit").to_pylist(), strict=True
+    ):
+        rows.extend(read_unit(sources[source_index], json.loads(unit_json), storage))
+    if available is not None:
+        rows = mark_missing_records(rows, set(available))
+    return qa_to_table(rows)
+
+
+def _read_columns(folder: str, columns: list[str], schema: pa.Schema, storage: io.StorageOptions) -> pa.Table:
+    if not io.list_files(folder, "*.parquet", storage):
+        return schema.empty_table().select(columns)
+    fs, inner = io.filesystem(folder, storage)
+    return pq.read_table(inner, filesystem=fs, columns=columns, schema=schema)
+
+
+def _items(sources: list[SourceConfig], kinds: set[str], storage: io.StorageOptions) -> list[dict[str, Any]]:
+    items = []
+    for index, source in enumerate(sources):
+        if source.kind in kinds:
+            items.extend({"source": index, "unit": json.dumps(u)} for u in plan_source(source, storage))
+    return items
+
+
+def _dataset(ray, items: list[dict[str, Any]], batch_size: int):
+    blocks = max(1, min(len(items), math.ceil(len(items) / batch_size)))
+    return ray.data.from_items(items, override_num_blocks=blocks)
+
+
+def run(cfg: IngestConfig) -> StageSummary:
+    """Run the ingest job (see module doc); prints and returns its summary."""
+    started = time.time()
+    ray = init_ray(cfg.ray)
+    storage = cfg.storage
+    out = {name: io.join(cfg.output_dir, name) for name in ("records", "errors", "ecgqa")}
+    for folder in out.values():
+        io.delete(folder, storage)
+        io.makedirs(folder, storage)
+    sources = cfg.capped_sources()
+    env = _s3_env(storage)
+    remote = {"num_cpus": cfg.num_cpus}
+
+    record_items = _items(sources, {"ptbxl", "mimic", "code15", "cinc2021"}, storage)
+    if record_items:
+        _dataset(ray, record_items, cfg.batch_size).map_batches(
+            read_record_batch,
+            batch_format="pyarrow",
+            batch_size=cfg.batch_size,
+            concurrency=cfg.concurrency,
+            fn_kwargs={
+                "sources": sources,
+                "storage": storage,
+                "target_fs": cfg.target_fs,
+                "errors_dir": out["errors"],
+                "env": env,
+            },
+            **remote,
+        ).write_parquet(**io.ray_write_args(out["records"], storage))
+    records = _read_columns(out["records"], ["record_id", "dataset"], RECORD_SCHEMA, storage)
+    errors = _read_columns(out["errors"], ["record_id", "dataset", "error"], RECORD_SCHEMA, storage)
+
+    qa_errors: list[str | None] = []
+    qa_sources = [s for s in sources if s.kind == "ecgqa"]
+    if qa_sources:
+        reads_ptbxl = any(
+            s.kind == "ptbxl" or (s.kind == "cinc2021" and "ptbxl" in s.cinc_datasets()) for s in sources
+        )
+        available = [r for r in records.column("record_id").to_pylist() if r.startswith("ptbxl/")]
+        qa = _dataset(ray, _items(sources, {"ecgqa"}, storage), 1).map_batches(
+            read_qa_batch,
+            batch_format="pyarrow",
+            batch_size=1,
+            fn_kwargs={
+                "sources": sources,
+                "storage": storage,
+                "available": available if reads_ptbxl else None,
+                "env": env,
+            },
+            **remote,
+        )
+        qa_limits = [s.limit for s in qa_sources]
+        if len(qa_sources) == 1 and qa_limits[0] is not None:
+            qa = qa.limit(qa_limits[0])
+        qa.write_parquet(**io.ray_write_args(out["ecgqa"], storage))
+        qa_errors = _read_columns(out["ecgqa"], ["error"], ECGQA_SCHEMA, storage).column("error").to_pylist()
+
+    run_info = write_run_info(cfg, cfg.output_dir, "ingest", storage)
+    record_errors = errors.column("error").to_pylist()
+    per_dataset = Counter(records.column("dataset").to_pylist())
+    per_dataset_errors = Counter(errors.column("dataset").to_pylist())
+    reasons = Counter(error_reason(e) for e in record_errors + qa_errors if e)
+    summary = StageSummary(
+        stage="ingest",
+        rows_ok=records.num_rows + sum(e is None for e in qa_errors),
+        rows_error=sum(reasons.values()),
+        errors_by_reason=dict(sorted(reasons.items())),
+        outputs={**out, "run_info": run_info},
+        seconds=time.time() - started,
+        extra={
+            "record_rows": f"{records.num_rows} ok, {errors.num_rows} errors",
+            "per_dataset": " ".join(
+                f"{d}={per_dataset[d]}" + (f"(+{per_dataset_errors[d]} err)" if per_dataset_errors[d] else "")
+                for d in sorted(set(per_dataset) | set(per_dataset_errors))
+            ),
+            "ecgqa_rows": f"{sum(e is None for e in qa_errors)} ok, {sum(e is not None for e in qa_errors)} errors",
+        },
+    )
+    summary.print()
+    return summary
+
+
+CONFIG_CLASS = IngestConfig

@@ -1,0 +1,200 @@
+"""The engine-independent half of the LLM seam: requests, results, and the row contract.
+
+``preprocess(row)`` returns the row plus ``messages`` (OpenAI chat messages; content a
+string or a list of ``text`` / ``image_url`` parts) and ``sampling_params``
+(``max_tokens``, ``temperature``, optional ``top_p``, ``stop``, ``seed``).
+``postprocess(row)`` gets that row plus ``generated_text`` (``None`` on failure),
+``llm_error`` (``"<reason>: <detail>"`` or ``None``) and ``usage``
+(``prompt_tokens``, ``completion_tokens``) and returns the output row.
+
+Between the two, the request travels as one JSON string column so that rows whose
+messages differ in shape (text vs. image parts) never have to share an Arrow type.
+A preprocess that raises, or returns no ``messages``, turns into an ``llm_error`` the
+postprocess sees; it never stops the job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from pulse.llm.config import SamplingParams
+
+MESSAGES = "messages"
+SAMPLING_PARAMS = "sampling_params"
+GENERATED_TEXT = "generated_text"
+LLM_ERROR = "llm_error"
+USAGE = "usage"
+REQUEST_COLUMN = "_llm_request"
+RESPONSE_COLUMN = "_llm_response"
+
+Row = dict[str, Any]
+RowFn = Callable[[Row], Row]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion to run: OpenAI-style messages plus validated sampling settings."""
+
+    messages: list[dict[str, Any]]
+    params: SamplingParams = field(default_factory=SamplingParams)
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """What an engine returns for one request: text or an error, plus token counts."""
+
+    text: str | None
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def usage(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+
+    @classmethod
+    def failed(cls, reason: str, detail: str) -> ChatResult:
+        return cls(None, f"{reason}: {detail}")
+
+
+def short(text: object, limit: int = 300) -> str:
+    """One line of at most ``limit`` characters for an error detail."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def make_request(messages: Any, sampling_params: Any) -> ChatRequest | ChatResult:
+    """Validate one row's messages and sampling params; a failed check is an error result."""
+    if not messages:
+        return ChatResult.failed("no_messages", "preprocess returned no messages")
+    messages = _plain(messages)
+    if not isinstance(messages, list) or not all(
+        isinstance(m, dict) and "role" in m and "content" in m for m in messages
+    ):
+        return ChatResult.failed("bad_messages", "expected a list of {role, content} dicts")
+    try:
+        params = SamplingParams.model_validate(_plain(sampling_params) or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return ChatResult.failed("bad_sampling_params", f"{where}: {first['msg']}")
+    return ChatRequest(messages=messages, params=params)
+
+
+def _plain(value: Any) -> Any:
+    """Ray Data hands list columns over as numpy arrays; make them JSON-able Python."""
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def encode_request_row(row: Row, preprocess: RowFn) -> Row:
+    """Run ``preprocess`` and pack its messages + sampling params into the request column."""
+    try:
+        out = dict(preprocess(dict(row)))
+    except Exception as exc:  # a bad row must not stop the job
+        out = dict(row)
+        out.pop(MESSAGES, None)
+        out.pop(SAMPLING_PARAMS, None)
+        out[REQUEST_COLUMN] = json.dumps({"error": f"preprocess_error: {short(repr(exc))}"})
+        return out
+    messages = out.pop(MESSAGES, None)
+    sampling = out.pop(SAMPLING_PARAMS, None)
+    out[REQUEST_COLUMN] = json.dumps(
+        {MESSAGES: _plain(messages), SAMPLING_PARAMS: _plain(sampling)}, default=str
+    )
+    return out
+
+
+def decode_request(payload: str | None) -> ChatRequest | ChatResult:
+    """The request encoded by ``encode_request_row``, or the error result it already carries."""
+    try:
+        data = json.loads(payload) if payload else {}
+    except json.JSONDecodeError as exc:
+        return ChatResult.failed("bad_request", short(exc))
+    if data.get("error"):
+        return ChatResult(None, data["error"])
+    return make_request(data.get(MESSAGES), data.get(SAMPLING_PARAMS))
+
+
+def encode_result(result: ChatResult) -> str:
+    return json.dumps({"text": result.text, "error": result.error, USAGE: result.usage}, ensure_ascii=False)
+
+
+def finish_row(row: Row, postprocess: RowFn) -> Row:
+    """Unpack request + response, hand the row to ``postprocess``; its crash becomes ``error``."""
+    out = dict(row)
+    request = json.loads(out.pop(REQUEST_COLUMN, None) or "{}")
+    response = json.loads(out.pop(RESPONSE_COLUMN, None) or "{}")
+    out[MESSAGES] = request.get(MESSAGES)
+    out[SAMPLING_PARAMS] = request.get(SAMPLING_PARAMS)
+    return call_postprocess(
+        out,
+        text=response.get("text"),
+        error=response.get("error") or request.get("error"),
+        usage=response.get(USAGE),
+        postprocess=postprocess,
+    )
+
+
+def call_postprocess(
+    row: Row, text: str | None, error: str | None, usage: dict | None, postprocess: RowFn
+) -> Row:
+    """Attach the contract's output fields and run ``postprocess`` safely."""
+    row[GENERATED_TEXT] = None if error else text
+    row[LLM_ERROR] = error or None
+    row[USAGE] = {
+        "prompt_tokens": int((usage or {}).get("prompt_tokens") or 0),
+        "completion_tokens": int((usage or {}).get("completion_tokens") or 0),
+    }
+    try:
+        return postprocess(row)
+    except Exception as exc:
+        row["error"] = f"postprocess_error: {short(repr(exc))}"
+        return row
+
+
+def apply_request_udf(
+    ds: Any, preprocess: RowFn, postprocess: RowFn, udf: type, udf_kwargs: dict, map_kwargs: dict
+) -> Any:
+    """preprocess (map) -> batched engine actor (map_batches over Arrow) -> postprocess (map)."""
+    from functools import partial
+
+    from ray.data import ActorPoolStrategy
+
+    ds = ds.map(partial(encode_request_row, preprocess=preprocess), num_cpus=0.1)
+    concurrency = map_kwargs.pop("concurrency")
+    ds = ds.map_batches(
+        udf,
+        fn_constructor_kwargs=udf_kwargs,
+        batch_format="pyarrow",
+        compute=ActorPoolStrategy(size=concurrency),
+        udf_modifying_row_count=False,
+        **map_kwargs,
+    )
+    return ds.map(partial(finish_row, postprocess=postprocess), num_cpus=0.1)
+
+
+def run_table(table: Any, generate: Callable[[list[ChatRequest]], list[ChatResult]]) -> Any:
+    """Decode a batch's requests, generate the valid ones, append the response column."""
+    import pyarrow as pa
+
+    decoded = [decode_request(p) for p in table.column(REQUEST_COLUMN).to_pylist()]
+    todo = [i for i, d in enumerate(decoded) if isinstance(d, ChatRequest)]
+    results: list[ChatResult | None] = [d if isinstance(d, ChatResult) else None for d in decoded]
+    if todo:
+        for i, res in zip(todo, generate([decoded[i] for i in todo]), strict=True):
+            results[i] = res
+    encoded = [encode_result(r) for r in results if r is not None]
+    if RESPONSE_COLUMN in table.column_names:
+        table = table.drop_columns([RESPONSE_COLUMN])
+    return table.append_column(RESPONSE_COLUMN, pa.array(encoded, pa.string()))

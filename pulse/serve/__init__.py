@@ -1,0 +1,1 @@
+"""Ray Serve endpoint: OpenAI-compatible chat completions over ECG images (see ``pulse.serve.job``)."""

@@ -1,0 +1,228 @@
+"""OpenAI chat-completions wire format: request validation, error bodies, response/chunk builders.
+
+Validation is pure (no Serve, no model) so every 4xx path is testable on its own; the app
+turns an ``APIError`` into ``{"error": {"message", "type", "param", "code"}}``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pulse.serve.config import LimitsConfig
+
+
+class APIError(Exception):
+    """An error with an HTTP status and an OpenAI-style body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        err_type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.err_type = err_type
+        self.code = code
+        self.param = param
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.err_type, "param": self.param, "code": self.code}}
+
+
+class _Lenient(BaseModel):
+    # OpenAI clients send fields we do not use (user, logprobs=false, ...); ignore rather than 400.
+    model_config = ConfigDict(extra="ignore")
+
+
+class ImageURL(_Lenient):
+    url: str
+    detail: str | None = None
+
+
+class ContentPart(_Lenient):
+    type: Literal["text", "image_url"]
+    text: str | None = None
+    image_url: ImageURL | None = None
+
+
+class ChatMessage(_Lenient):
+    role: Literal["system", "user", "assistant"]
+    content: str | list[ContentPart] | None = None
+
+
+class ChatCompletionRequest(_Lenient):
+    model: str
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    n: int = Field(1, ge=1, le=1)
+
+
+@dataclass
+class GenerationRequest:
+    """What the engine needs: llava_v1 chat messages (images replaced by parts), images, sampling."""
+
+    request_id: str
+    model: str
+    messages: list[dict[str, Any]]
+    image_urls: list[str]
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    stream: bool = False
+
+
+def new_request_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def validation_message(exc: ValidationError) -> tuple[str, str | None]:
+    """A one-line message naming the first bad field, plus that field's dotted path."""
+    err = exc.errors()[0]
+    param = ".".join(str(p) for p in err["loc"]) or None
+    return f"Invalid request: {param}: {err['msg']}", param
+
+
+def parse_chat_request(payload: Any, limits: LimitsConfig, model_names: list[str]) -> GenerationRequest:
+    """Validate a decoded JSON body against the protocol and the configured limits.
+
+    Raises:
+        APIError: 400 for protocol/limit violations, 404 for an unknown model.
+    """
+    if not isinstance(payload, dict):
+        raise APIError(400, "Request body must be a JSON object")
+    try:
+        req = ChatCompletionRequest.model_validate(payload)
+    except ValidationError as exc:
+        message, param = validation_message(exc)
+        raise APIError(400, message, param=param) from None
+    if req.model not in model_names:
+        raise APIError(
+            404,
+            f"The model {req.model!r} does not exist; available: {', '.join(model_names)}",
+            code="model_not_found",
+            param="model",
+        )
+    if len(req.messages) > limits.max_messages:
+        raise APIError(400, f"Too many messages: {len(req.messages)} > {limits.max_messages}", param="messages")
+    max_tokens = req.max_completion_tokens or req.max_tokens or limits.default_max_tokens
+    if max_tokens > limits.max_tokens_cap:
+        raise APIError(
+            400,
+            f"max_tokens={max_tokens} exceeds this endpoint's cap of {limits.max_tokens_cap}",
+            code="max_tokens_exceeded",
+            param="max_tokens",
+        )
+    messages, image_urls = _flatten_messages(req.messages)
+    if len(image_urls) > limits.max_images:
+        raise APIError(
+            400,
+            f"Too many images: {len(image_urls)} > {limits.max_images} per request",
+            code="too_many_images",
+            param="messages",
+        )
+    if not messages or messages[-1]["role"] != "user":
+        raise APIError(400, "The last message must have role 'user'", param="messages")
+    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+    if len(stop) > 4 or any(not s for s in stop):
+        raise APIError(400, "stop: at most 4 non-empty strings", param="stop")
+    return GenerationRequest(
+        request_id=new_request_id(),
+        model=req.model,
+        messages=messages,
+        image_urls=image_urls,
+        max_tokens=max_tokens,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        seed=req.seed,
+        stop=stop,
+        stream=req.stream,
+    )
+
+
+def _flatten_messages(messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Messages as HF chat-template input (``{"type": "image"}`` placeholders) and the image URLs in order."""
+    out: list[dict[str, Any]] = []
+    urls: list[str] = []
+    for i, msg in enumerate(messages):
+        if msg.content is None or isinstance(msg.content, str):
+            out.append({"role": msg.role, "content": msg.content or ""})
+            continue
+        parts: list[dict[str, Any]] = []
+        for j, part in enumerate(msg.content):
+            if part.type == "text":
+                parts.append({"type": "text", "text": part.text or ""})
+            elif part.image_url is None or not part.image_url.url:
+                raise APIError(400, "image_url part without a url", param=f"messages.{i}.content.{j}")
+            elif msg.role != "user":
+                raise APIError(400, "Images are only accepted in user messages", param=f"messages.{i}")
+            else:
+                parts.append({"type": "image"})
+                urls.append(part.image_url.url)
+        out.append({"role": msg.role, "content": parts})
+    return out, urls
+
+
+def completion_body(
+    req: GenerationRequest, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any]:
+    return {
+        "id": req.request_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": req.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": finish_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def chunk_body(
+    req: GenerationRequest,
+    delta: dict[str, Any],
+    finish_reason: str | None = None,
+    usage: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": req.request_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": req.model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+    }
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+def models_body(names: list[str], created: int) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [{"id": n, "object": "model", "created": created, "owned_by": "pulse"} for n in names],
+    }

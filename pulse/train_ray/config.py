@@ -1,0 +1,165 @@
+"""``TrainConfig``: every knob of a LLaVA-NeXT finetune with Ray Train, typed and validated.
+
+Cross-field checks raise errors that name the flags (``global_batch_size`` must be a
+multiple of ``micro_batch_size * num_workers``, exactly one of ``model.build`` /
+``model.checkpoint``). The DeepSpeed dict is generated from this config by
+``pulse.train_ray.deepspeed_config``; nothing else reads raw dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from pulse import io
+from pulse.config import StrictModel
+from pulse.models.tiny_llava import LlavaBuildConfig
+from pulse.runtime import RayOptions
+
+
+class DataConfig(StrictModel):
+    """Where the instruction Parquet is and how rows become training samples."""
+
+    train_path: str
+    """An instruction Parquet folder or file (``<build_out>/parquet/split=train/``), local or ``s3://``."""
+    image_root: str | None = None
+    """Folder that ``image_path`` is relative to, for rows without inline ``image`` bytes."""
+    truncation: Literal["truncate", "drop"] = "truncate"
+    """Over-long samples: cut answer text at ``max_length`` (never image tokens) or drop and count."""
+    limit: int | None = None
+    """Use only the first N rows (smoke runs)."""
+    shuffle_seed: int | None = 0
+    """Shuffle the order of Parquet files with this seed; ``null`` keeps file order."""
+    preprocess_concurrency: int = 1
+    """Ray Data tasks decoding images and running the processor in parallel."""
+    preprocess_batch_size: int = 16
+    preprocess_cpus: float = 0.5
+
+
+class ModelConfig(StrictModel):
+    """A model built from a config (tests, benchmarks) or loaded from a Hugging Face checkpoint."""
+
+    build: LlavaBuildConfig | None = None
+    checkpoint: str | None = None
+    """A Hugging Face id (``llava-hf/llava-v1.6-vicuna-7b-hf``) or a local folder in HF format."""
+    expect: dict[str, Any] = Field(default_factory=dict)
+    """Architecture values the run relies on (``image_grid_pinpoints``, ``vision_feature_layer``,
+    ``vision_feature_select_strategy``, ``image_token_index``...). They are checked against the
+    checkpoint's own config; a conflicting value is an error, never an override."""
+    patch_merge: Literal["spatial_unpad", "flat"] = "spatial_unpad"
+    """How anyres tile features are merged. Hugging Face LlavaNext (and vLLM) implement only
+    ``spatial_unpad`` + ``image_newline``; original-LLaVA ``flat`` (PULSE's probable setting)
+    is rejected with an explicit error rather than silently trained as something else."""
+    attn_implementation: str | None = "sdpa"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if (self.build is None) == (self.checkpoint is None):
+            raise ValueError("set exactly one of model.build (from config) or model.checkpoint (HF id/path)")
+        if self.patch_merge == "flat":
+            raise ValueError(
+                "model.patch_merge=flat is not supported: Hugging Face LlavaNext and vLLM implement only "
+                "spatial_unpad + image_newline, so a flat-merge model would be trained and served "
+                "inconsistently; use model.patch_merge=spatial_unpad"
+            )
+        return self
+
+
+class TrainableParts(StrictModel):
+    """Which parts receive gradients (PULSE: frozen tower, trained projector and LM)."""
+
+    vision_tower: bool = False
+    projector: bool = True
+    language_model: bool = True
+
+
+class TrackingConfig(StrictModel):
+    """Experiment tracking from rank 0; both optional."""
+
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "pulse-train"
+    tensorboard_dir: str | None = None
+    """A local folder for TensorBoard event files (tensorboardX)."""
+
+
+class FaultInjection(StrictModel):
+    """Chaos testing: SIGKILL one worker process right after step ``at_step`` (first attempt only)."""
+
+    at_step: int
+    rank: int = 1
+
+
+class TrainConfig(StrictModel):
+    """A LLaVA-NeXT finetune with Ray Train (``pulse train --config configs/train/<name>.yaml``)."""
+
+    name: str
+    """Run name; checkpoints land in ``<storage_path>/<name>/``; rerunning the same name resumes."""
+    storage_path: str
+    data: DataConfig
+    model: ModelConfig
+    num_workers: int = 2
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    strategy: Literal["ddp", "zero2", "zero3"] = "ddp"
+    offload_optimizer: bool = False
+    """ZeRO only: keep optimizer state on CPU (DeepSpeedCPUAdam; its first use JIT-compiles cpu_adam)."""
+    max_steps: int | None = None
+    """Optimizer steps; when unset, ``epochs`` passes over the data."""
+    epochs: int = 1
+    lr: float = 2e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    global_batch_size: int = 128
+    micro_batch_size: int = 2
+    max_length: int = 4096
+    bf16: bool | Literal["auto"] = "auto"
+    """``auto``: bf16 on a CUDA device that supports it, fp32 otherwise."""
+    gradient_checkpointing: bool = False
+    max_grad_norm: float = 1.0
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    max_failures: int = 1
+    seed: int = 0
+    trainable: TrainableParts = Field(default_factory=TrainableParts)
+    export_dir: str | None = None
+    """Hugging Face export of the final model; default ``<storage_path>/<name>/export``."""
+    storage: io.StorageOptions = Field(default_factory=io.StorageOptions)
+    ray: RayOptions = Field(default_factory=RayOptions)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    fault: FaultInjection | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        per_step = self.micro_batch_size * self.num_workers
+        if self.global_batch_size % per_step:
+            raise ValueError(
+                f"global_batch_size ({self.global_batch_size}) must be a multiple of "
+                f"micro_batch_size * num_workers ({self.micro_batch_size} * {self.num_workers})"
+            )
+        if self.offload_optimizer and self.strategy == "ddp":
+            raise ValueError("offload_optimizer needs strategy=zero2 or zero3")
+        if not any(self.trainable.model_dump().values()):
+            raise ValueError("trainable: at least one of vision_tower, projector, language_model must be true")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("max_steps must be >= 1")
+        if self.fault is not None and not 0 <= self.fault.rank < self.num_workers:
+            raise ValueError(f"fault.rank must be in [0, num_workers={self.num_workers})")
+        return self
+
+    @property
+    def grad_accum_steps(self) -> int:
+        return self.global_batch_size // (self.micro_batch_size * self.num_workers)
+
+    @property
+    def run_dir(self) -> str:
+        return io.join(self.storage_path, self.name)
+
+    @property
+    def resolved_export_dir(self) -> str:
+        return self.export_dir or io.join(self.run_dir, "export")
+
+    @property
+    def errors_dir(self) -> str:
+        return io.join(self.run_dir, "errors")

@@ -1,0 +1,167 @@
+"""Stream instruction Parquet (local or S3) through Ray Data into the training workers.
+
+``EncodeInstructions`` runs on Ray Data's CPUs, not on the trainers: it decodes each image,
+runs the model's own processor (anyres tiles) and the label-masking encoder, and emits
+ready-to-pad samples. Rows that cannot be trained on (corrupt image bytes, no ``<image>``
+in the first human turn, too long, malformed turns) never stop the run: they are written
+to ``<run>/errors/`` as instruction rows with ``error`` set and counted by reason after
+training. ``PadCollate`` pads a micro-batch inside each worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from pulse import io
+from pulse.schema import error_reason, require_columns
+from pulse.train_ray.collate import SampleError, decode_image, encode_sample, pad_batch
+
+INPUT_COLUMNS = ("id", "image", "conversations")
+OUTPUT_COLUMNS = ("id", "input_ids", "labels", "pixel_values", "image_sizes", "truncated")
+ERROR_SCHEMA = pa.schema([("id", pa.string()), ("error", pa.string())])
+
+
+class EncodeInstructions:
+    """Ray Data stage: instruction rows -> encoded samples; bad rows go to the errors sink."""
+
+    def __init__(
+        self,
+        processor,
+        max_length: int,
+        truncation: str,
+        errors_dir: str,
+        storage: io.StorageOptions | None = None,
+        image_root: str | None = None,
+    ):
+        self.processor = processor
+        self.max_length = max_length
+        self.truncation = truncation
+        self.errors_dir = errors_dir
+        self.storage = storage
+        self.image_root = image_root
+
+    def _image_bytes(self, row: dict[str, Any]) -> bytes | None:
+        if row.get("image"):
+            return row["image"]
+        if row.get("image_path") and self.image_root:
+            try:
+                return io.read_bytes(io.join(self.image_root, row["image_path"]), self.storage)
+            except OSError as exc:
+                raise SampleError("missing_image", f"{row['image_path']}: {exc}") from None
+        raise SampleError("missing_image", "no image bytes and no resolvable image_path")
+
+    def encode_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        if row.get("error"):
+            raise SampleError("upstream_error", str(row["error"]))
+        image = decode_image(self._image_bytes(row))
+        sample = encode_sample(
+            self.processor, image, row.get("conversations") or [], self.max_length, self.truncation
+        )
+        return {"id": str(row["id"]), **sample.__dict__}
+
+    def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
+        require_columns(batch.column_names, INPUT_COLUMNS, "train.encode")
+        good: list[dict[str, Any]] = []
+        errors: list[dict[str, str]] = []
+        for row in batch.to_pylist():
+            try:
+                good.append(self.encode_row(row))
+            except SampleError as exc:
+                errors.append({"id": str(row.get("id")), "error": str(exc)})
+            except Exception as exc:  # an unforeseen bad row must not kill a multi-hour run
+                errors.append({"id": str(row.get("id")), "error": f"encode_failed: {type(exc).__name__}: {exc}"})
+        if errors:
+            self._write_errors(errors)
+        return _columns(good)
+
+    def _write_errors(self, errors: list[dict[str, str]]) -> None:
+        # Named by content, so a re-read in the next epoch or a retried task overwrites, not duplicates.
+        digest = hashlib.sha1("\n".join(e["id"] for e in errors).encode()).hexdigest()[:16]
+        table = pa.Table.from_pylist(errors, schema=ERROR_SCHEMA)
+        io.write_parquet(table, io.join(self.errors_dir, f"errors-{digest}.parquet"), self.storage)
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    columns: dict[str, np.ndarray] = {}
+    for name in OUTPUT_COLUMNS:
+        values = [r[name] for r in rows]
+        if name in ("id", "truncated"):
+            columns[name] = np.asarray(values, dtype=object if name == "id" else bool)
+        else:
+            column = np.empty(len(values), dtype=object)
+            column[:] = values
+            columns[name] = column
+    return columns
+
+
+class PadCollate:
+    """``iter_torch_batches`` collate: a dict of per-sample arrays -> padded torch tensors."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        n = len(batch["input_ids"])
+        samples = [
+            {key: np.asarray(batch[key][i]) for key in ("input_ids", "labels", "pixel_values", "image_sizes")}
+            for i in range(n)
+        ]
+        return pad_batch(samples, self.pad_token_id)
+
+
+def build_train_dataset(cfg, processor):
+    """The streaming training dataset for ``cfg`` (a ``TrainConfig``)."""
+    import ray
+
+    read_args = io.ray_read_args(cfg.data.train_path, cfg.storage)
+    shuffle = None
+    if cfg.data.shuffle_seed is not None:
+        shuffle = ray.data.FileShuffleConfig(seed=cfg.data.shuffle_seed)
+    ds = ray.data.read_parquet(**read_args, shuffle=shuffle)
+    if cfg.data.limit is not None:
+        ds = ds.limit(cfg.data.limit)
+    return ds.map_batches(
+        EncodeInstructions,
+        fn_constructor_kwargs={
+            "processor": processor,
+            "max_length": cfg.max_length,
+            "truncation": cfg.data.truncation,
+            "errors_dir": cfg.errors_dir,
+            "storage": cfg.storage,
+            "image_root": cfg.data.image_root,
+        },
+        batch_size=cfg.data.preprocess_batch_size,
+        batch_format="pyarrow",
+        concurrency=cfg.data.preprocess_concurrency,
+        num_cpus=cfg.data.preprocess_cpus,
+    )
+
+
+def count_rows(cfg) -> int:
+    """Rows in the instruction Parquet (from file metadata; includes rows that will be skipped)."""
+    import pyarrow.dataset as pads
+
+    fs, inner = io.filesystem(cfg.data.train_path, cfg.storage)
+    n = pads.dataset(inner, filesystem=fs, format="parquet").count_rows()
+    return min(n, cfg.data.limit) if cfg.data.limit is not None else n
+
+
+def skipped_by_reason(errors_dir: str, storage: io.StorageOptions | None = None) -> dict[str, int]:
+    """Rows skipped during training, counted by reason (each row id once)."""
+    files = list_error_files(errors_dir, storage)
+    seen: dict[str, str] = {}
+    for path in files:
+        for row in io.read_parquet(path, storage).to_pylist():
+            seen[row["id"]] = row["error"]
+    return dict(sorted(Counter(error_reason(e) or "unknown" for e in seen.values()).items()))
+
+
+def list_error_files(errors_dir: str, storage: io.StorageOptions | None = None) -> list[str]:
+    if not io.exists(errors_dir, storage):
+        return []
+    return io.list_files(errors_dir, "*.parquet", storage)

@@ -1,0 +1,88 @@
+"""Export a training checkpoint as a Hugging Face folder (safetensors + processor + chat template).
+
+Works on any checkpoint this trainer writes: DDP (``model.pt``) or DeepSpeed ZeRO-2/3 (shards
+consolidated offline with DeepSpeed's ``zero_to_fp32``, so no GPUs or process group are needed).
+The folder loads with ``AutoModelForImageTextToText`` / ``AutoProcessor`` and vLLM. When the
+checkpoint carries the trainer's greedy probe, the exported model must reproduce it token for
+token; ``ExportResult.probe_match`` says whether it did.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pulse import io
+from pulse.train_ray.loop import DS_TAG, PROBE_FILE, STATE_FILE
+
+
+@dataclass
+class ExportResult:
+    export_dir: str
+    step: int
+    probe_match: bool | None  # None: the checkpoint had no probe
+
+
+def checkpoint_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
+    """The full (unsharded) model state dict stored in a checkpoint folder."""
+    folder = Path(folder)
+    if (folder / "model.pt").exists():
+        return torch.load(folder / "model.pt", map_location="cpu")
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    return get_fp32_state_dict_from_zero_checkpoint(str(folder), tag=DS_TAG)
+
+
+def model_from_checkpoint(folder: str | Path, dtype: torch.dtype | None = None):
+    """(model, processor, train_state) rebuilt from a checkpoint folder on CPU."""
+    from transformers import AutoConfig, AutoProcessor, GenerationConfig, LlavaNextForConditionalGeneration
+
+    folder = Path(folder)
+    info = json.loads((folder / STATE_FILE).read_text())
+    config = AutoConfig.from_pretrained(folder / "model_config")
+    model = LlavaNextForConditionalGeneration(config)
+    missing, unexpected = model.load_state_dict(checkpoint_state_dict(folder), strict=False)
+    # lm_head may be tied to the embeddings and then legitimately absent from the state dict
+    missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
+    if missing or unexpected:
+        raise RuntimeError(f"checkpoint {folder} does not match its config: missing={missing} unexpected={unexpected}")
+    if (folder / "model_config" / "generation_config.json").exists():
+        model.generation_config = GenerationConfig.from_pretrained(folder / "model_config")
+    if dtype is None:
+        dtype = torch.bfloat16 if info.get("bf16") else torch.float32
+    model = model.to(dtype).eval()
+    processor = AutoProcessor.from_pretrained(folder / "processor")
+    return model, processor, info
+
+
+def probe_matches(model, folder: str | Path) -> bool | None:
+    """Greedy tokens of ``model`` on the stored probe prompt equal the trainer's own output."""
+    path = Path(folder, PROBE_FILE)
+    if not path.exists():
+        return None
+    probe = torch.load(path, map_location="cpu")
+    expected = probe.pop("output_ids")
+    probe["pixel_values"] = probe["pixel_values"].to(model.dtype)
+    with torch.no_grad():
+        out = model.generate(**probe, max_new_tokens=expected.shape[1], do_sample=False)
+    got = out[:, probe["input_ids"].shape[1] :]
+    return got.shape == expected.shape and bool((got == expected).all())
+
+
+def export_checkpoint(
+    checkpoint_folder: str | Path, export_dir: str, storage: io.StorageOptions | None = None
+) -> ExportResult:
+    """Write ``checkpoint_folder`` (a local copy of a Ray checkpoint) to ``export_dir`` (local or S3)."""
+    model, processor, info = model_from_checkpoint(checkpoint_folder)
+    match = probe_matches(model, checkpoint_folder)
+    with tempfile.TemporaryDirectory(prefix="pulse-export-") as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        for file in sorted(Path(tmp).rglob("*")):
+            if file.is_file():
+                io.write_bytes(io.join(export_dir, str(file.relative_to(tmp))), file.read_bytes(), storage)
+    return ExportResult(export_dir=export_dir, step=int(info["step"]), probe_match=match)

@@ -1,0 +1,141 @@
+"""Finetune LLaVA-NeXT on instruction Parquet with Ray Train (DDP or DeepSpeed ZeRO-2/3).
+
+Reads ``data.train_path`` (local or s3://) through Ray Data, trains ``num_workers`` workers,
+checkpoints every ``checkpoint_every`` steps to ``<storage_path>/<name>/`` and resumes from the
+latest checkpoint when rerun with the same name. The final model is exported in Hugging Face
+format (safetensors + processor + chat template) to ``export_dir``.
+
+Example: pulse train --config configs/train/tiny-cpu.yaml max_steps=20 strategy=zero2
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pulse import io
+from pulse.config import write_run_info
+from pulse.runtime import init_ray
+from pulse.summary import StageSummary
+from pulse.train_ray.config import TrainConfig
+from pulse.train_ray.data import build_train_dataset, count_rows, skipped_by_reason
+from pulse.train_ray.export import export_checkpoint
+from pulse.train_ray.loop import STATE_FILE, train_loop_per_worker
+from pulse.train_ray.model import load_processor
+from pulse.train_ray.tracking import check_tracking_available
+
+CONFIG_CLASS = TrainConfig
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    export_dir: str
+    checkpoint_path: str | None
+    metrics: dict[str, Any]
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    history: list[list[float]] = field(default_factory=list)
+    """Per optimizer step: [step, loss, samples/s, tokens/s], across restarts."""
+
+
+def planned_steps(cfg: TrainConfig, rows: int) -> int:
+    """Optimizer steps of the run: ``max_steps``, or whole accumulation groups per epoch."""
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    micro_batches = rows // cfg.num_workers // cfg.micro_batch_size
+    per_epoch = micro_batches // cfg.grad_accum_steps
+    if per_epoch < 1:
+        raise ValueError(
+            f"{rows} rows give no full step of global_batch_size={cfg.global_batch_size}; "
+            "lower global_batch_size or set max_steps"
+        )
+    return per_epoch * cfg.epochs
+
+
+def _trainer(cfg: TrainConfig, processor, total_steps: int):
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    resources: dict[str, float] = {"CPU": cfg.cpus_per_worker}
+    if cfg.use_gpu:
+        resources["GPU"] = 1
+    fs, inner = io.filesystem(cfg.storage_path, cfg.storage)
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": cfg.model_dump(mode="json"), "processor": processor, "total_steps": total_steps},
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
+        torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=cfg.name,
+            storage_path=inner,
+            storage_filesystem=fs,
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+        ),
+        datasets={"train": build_train_dataset(cfg, processor)},
+    )
+
+
+def _summarise(history: list[list[float]]) -> dict[str, float]:
+    if not history:
+        return {}
+    steady = history[1:] or history  # step 1 includes the Ray Data pipeline start
+    return {
+        "steps": int(history[-1][0]),
+        "final_loss": float(history[-1][1]),
+        "first_loss": float(history[0][1]),
+        "samples_per_s": statistics.median(h[2] for h in steady),
+        "tokens_per_s": statistics.median(h[3] for h in steady),
+    }
+
+
+def run(cfg: TrainConfig) -> TrainResult:
+    """Train, checkpoint, export; prints a summary and returns a ``TrainResult``."""
+    started = time.time()
+    check_tracking_available(cfg.tracking)
+    init_ray(cfg.ray)
+    processor = load_processor(cfg.model)
+    total_steps = planned_steps(cfg, count_rows(cfg))
+    result = _trainer(cfg, processor, total_steps).fit()
+    if result.error is not None:
+        raise result.error
+    checkpoint = result.checkpoint
+    export_dir = cfg.resolved_export_dir
+    metrics: dict[str, Any] = dict(result.metrics or {})
+    history: list[list[float]] = []
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            history = json.loads(Path(folder, STATE_FILE).read_text())["history"]
+            exported = export_checkpoint(folder, export_dir, cfg.storage)
+        metrics["export_probe_match"] = exported.probe_match
+    metrics.update(_summarise(history))
+    write_run_info(cfg, cfg.run_dir, "train", cfg.storage)
+    skipped = skipped_by_reason(cfg.errors_dir, cfg.storage)
+    checkpoint_path = checkpoint.path if checkpoint is not None else None
+    StageSummary(
+        "train",
+        rows_ok=int(metrics.get("steps", 0)) * cfg.global_batch_size,
+        rows_error=sum(skipped.values()),
+        errors_by_reason=skipped,
+        outputs={"checkpoint": str(checkpoint_path), "export": export_dir, "errors": cfg.errors_dir},
+        seconds=time.time() - started,
+        extra={
+            "steps": metrics.get("steps"),
+            "final_loss": _fmt(metrics.get("final_loss")),
+            "samples/s": _fmt(metrics.get("samples_per_s")),
+            "tokens/s": _fmt(metrics.get("tokens_per_s")),
+            "resumed_from_step": metrics.get("resumed_from_step", -1),
+            "export_probe_match": metrics.get("export_probe_match"),
+        },
+    ).print()
+    return TrainResult(export_dir, checkpoint_path, metrics, skipped, history)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
