@@ -21,13 +21,14 @@ JOB_MODULES: dict[str, str] = {
     "build": "pulse.data_ray.build.job",
     "train": "pulse.train_ray.job",
     "serve": "pulse.serve.job",
-    "ecgbench_sweep": "pulse.ecgbench.sweep",
+    "ecgbench_sweep": "pulse.ecgbench.sweep:SweepConfig",
 }
+"""``module`` (its config class is ``CONFIG_CLASS``) or ``module:ConfigClass``."""
 
 
-def load_job_module(job: str):
-    """Import the module behind ``job``; a missing stage is a clear error, not a traceback."""
-    module_name = JOB_MODULES[job]
+def load_job(job: str):
+    """Import the module behind ``job``; returns (module, config class). A missing stage is a clear error."""
+    module_name, _, config_attribute = JOB_MODULES[job].partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -38,10 +39,10 @@ def load_job_module(job: str):
         raise SystemExit(f"pulse job {job!r}: cannot import {module_name}: {exc}") from exc
     except ImportError as exc:
         raise SystemExit(f"pulse job {job!r}: cannot import {module_name}: {exc}") from exc
-    for attribute in ("CONFIG_CLASS", "run"):
+    for attribute in (config_attribute or "CONFIG_CLASS", "run"):
         if not hasattr(module, attribute):
             raise SystemExit(f"pulse job {job!r}: {module_name} has no {attribute}")
-    return module
+    return module, getattr(module, config_attribute or "CONFIG_CLASS")
 
 
 def run_job(job: str, argv: list[str] | None = None) -> int:
@@ -53,9 +54,9 @@ def run_job(job: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--config", "-c", help="YAML config (a path, or relative to the shipped configs/)")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value")
     args = parser.parse_args(argv)
-    module = load_job_module(job)
+    module, config_class = load_job(job)
     try:
-        cfg = load_config(module.CONFIG_CLASS, args.config, args.overrides)
+        cfg = load_config(config_class, args.config, args.overrides)
     except ConfigError as exc:
         print(f"jobs/{job}.py: {exc}", file=sys.stderr)
         return 2

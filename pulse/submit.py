@@ -105,9 +105,9 @@ def validate_config(job: str, config: str | None, overrides: list[str], working_
     jobs_dir = str(working_dir / "jobs")
     if jobs_dir not in sys.path:
         sys.path.insert(0, jobs_dir)
-    from _entry import load_job_module
+    from _entry import load_job
 
-    load_config(load_job_module(job).CONFIG_CLASS, config, overrides)
+    load_config(load_job(job)[1], config, overrides)
 
 
 def build_submission(

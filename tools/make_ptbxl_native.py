@@ -57,7 +57,9 @@ def convert(row: dict[str, str], realdata: Path, check: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--realdata", type=Path, default=REALDATA)
     parser.add_argument("--check", action="store_true", help="compare existing files, write nothing")
     args = parser.parse_args(argv)

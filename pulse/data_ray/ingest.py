@@ -11,6 +11,7 @@ Ningbo) and ECG-QA from local paths or s3:// and writes:
 Examples:
   pulse ingest --config configs/ingest/bundled.yaml output_dir=/tmp/pulse-records
   pulse ingest --config configs/ingest/bundled.yaml limit=5 target_fs=250
+  pulse ingest --config configs/ingest/synthetic.yaml   (schema-exact synthetic CODE-15% + MIMIC-IV-ECG)
 Existing records/, errors/ and ecgqa/ folders under output_dir are replaced.
 """
 

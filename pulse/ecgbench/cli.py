@@ -33,7 +33,9 @@ def _print_json(obj: dict) -> None:
 
 def _add_gold(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subset", required=True, choices=sorted(SUBSETS), help="ECGBench config name")
-    p.add_argument("--gold", required=True, help="HF release root / converted JSON root, or the subset's file")
+    p.add_argument(
+        "--gold", required=True, help="HF release root / converted JSON root, or the subset's file"
+    )
     p.add_argument("--allow-partial", action="store_true", help="accept fewer items than published")
 
 

@@ -44,7 +44,9 @@ def judge(args: argparse.Namespace) -> int:
 
     items = load_subset(args.gold, args.subset, allow_partial=args.allow_partial)
     preds = read_predictions(args.predictions)
-    _print(judge_items(args.subset, items, preds, _endpoint(args, "judge_"), args.out, load_rubrics(args.rubric)))
+    _print(
+        judge_items(args.subset, items, preds, _endpoint(args, "judge_"), args.out, load_rubrics(args.rubric))
+    )
     return 0
 
 
@@ -58,7 +60,12 @@ def nlg(args: argparse.Namespace) -> int:
     if len(preds) != len(gold) and not args.allow_partial:
         raise ValueError(f"ptb-test-report: {len(gold) - len(preds)} reports have no prediction")
     refs = [str(gold[p["id"]]["answer"]) for p in preds]
-    _print({"subset": "ptb-test-report", **report_metrics(refs, [p["text"] for p in preds], not args.no_bertscore)})
+    _print(
+        {
+            "subset": "ptb-test-report",
+            **report_metrics(refs, [p["text"] for p in preds], not args.no_bertscore),
+        }
+    )
     return 0
 
 
@@ -69,7 +76,9 @@ def items(args: argparse.Namespace) -> int:
     built, subsets = build_items(args.records, args.images, args.split, args.seed)
     rows = [{**item, "image": None} for item in built]  # images stay in the images Parquet
     io.write_text(args.out, "".join(json.dumps(r) + "\n" for r in rows))
-    _print({"items": len(built), "subsets": {k: f"{s.kind}, {len(s.labels)} labels" for k, s in subsets.items()}})
+    _print(
+        {"items": len(built), "subsets": {k: f"{s.kind}, {len(s.labels)} labels" for k, s in subsets.items()}}
+    )
     return 0
 
 

@@ -52,13 +52,17 @@ def load_rubrics(path: str | None = None) -> JudgeRubrics:
 
 def _turn_block(rubric: Rubric, pattern: str, turns: list[dict]) -> str:
     picked = turns[: rubric.judged_turns]
-    return "\n\n".join(pattern.replace("{question}", t["question"]).replace("{answer}", str(t["answer"])) for t in picked)
+    return "\n\n".join(
+        pattern.replace("{question}", t["question"]).replace("{answer}", str(t["answer"])) for t in picked
+    )
 
 
 def judge_prompt(rubric: Rubric, gold: dict, prediction: dict) -> str:
     """The judge's user message for one item (arena: question/answer blocks of the judged turns)."""
     if rubric.judged_turns > 1 or len(gold["turns"]) > 1:
-        predicted = prediction.get("predict_convs") or [{"question": gold["question"], "answer": prediction["text"]}]
+        predicted = prediction.get("predict_convs") or [
+            {"question": gold["question"], "answer": prediction["text"]}
+        ]
         truth = _turn_block(rubric, rubric.truth_turn, gold["turns"])
         response = _turn_block(rubric, rubric.response_turn, predicted)
     else:
@@ -116,7 +120,9 @@ def judge_items(
     gold_by_id = {g["id"]: g for g in gold_items}
     out_path = io.join(out_dir, "judgements.jsonl")
     records = {k: v for k, v in _read_judgements(out_path, storage).items() if not v.get("error")}
-    todo = {p["id"]: judge_prompt(rubric, gold_by_id[p["id"]], p) for p in predictions if p["id"] in gold_by_id}
+    todo = {
+        p["id"]: judge_prompt(rubric, gold_by_id[p["id"]], p) for p in predictions if p["id"] in gold_by_id
+    }
     todo = {k: v for k, v in todo.items() if k not in records}
     engine = judge.engine().model_copy(update={"extra_body": {"response_format": {"type": "json_object"}}})
     params = SamplingParams(max_tokens=judge.max_tokens, temperature=0.0)
@@ -125,7 +131,9 @@ def judge_items(
         if not pending:
             break
         ids = list(pending)
-        results = generate_http(engine, [ChatRequest([{"role": "user", "content": pending[i]}], params) for i in ids])
+        results = generate_http(
+            engine, [ChatRequest([{"role": "user", "content": pending[i]}], params) for i in ids]
+        )
         for item_id, result in zip(ids, results, strict=True):
             scores, error = parse_judgement(result.text, rubric.required_keys)
             error = result.error or error
@@ -143,7 +151,11 @@ def judge_items(
     io.write_text(out_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered), storage)
     errors = [r for r in ordered if r["error"]]
     if errors:
-        io.write_text(io.join(out_dir, "errors", "judgements.jsonl"), "".join(json.dumps(r) + "\n" for r in errors), storage)
+        io.write_text(
+            io.join(out_dir, "errors", "judgements.jsonl"),
+            "".join(json.dumps(r) + "\n" for r in errors),
+            storage,
+        )
     scored = [r["score"] for r in ordered if r["score"] is not None]
     key = f"{kind}_score"
     summary = StageSummary.from_errors(

@@ -43,7 +43,10 @@ def _turn_text(value: Any) -> Any:
 
 def _pair_turns(conversations: list[dict]) -> list[dict]:
     if conversations and "question" in conversations[0]:
-        return [{"question": strip_image_token(str(t["question"])), "answer": t.get("answer")} for t in conversations]
+        return [
+            {"question": strip_image_token(str(t["question"])), "answer": t.get("answer")}
+            for t in conversations
+        ]
     turns: list[dict] = []
     for turn in conversations:
         role = turn.get("from") or turn.get("role")

@@ -11,6 +11,7 @@ rescaling), so no hub download is needed; pass another local model folder to cha
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.'-][a-z0-9]+)*")
@@ -28,7 +29,9 @@ def bleu(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, floa
     refs = [[tokenize(r)] for r in references]
     hyps = [tokenize(h) for h in hypotheses]
     weights = [(1, 0, 0, 0), (0.5, 0.5, 0, 0), (1 / 3, 1 / 3, 1 / 3, 0), (0.25, 0.25, 0.25, 0.25)]
-    return {f"bleu{n}": corpus_bleu(refs, hyps, weights=w) * 100 for n, w in enumerate(weights, 1)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "0 counts of n-gram overlaps": BLEU-n is then 0, as reported
+        return {f"bleu{n}": corpus_bleu(refs, hyps, weights=w) * 100 for n, w in enumerate(weights, 1)}
 
 
 class _NoSynonyms:
@@ -54,7 +57,8 @@ def meteor(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, fl
 
     wordnet, has_synonyms = _wordnet()
     scores = [
-        meteor_score([tokenize(r)], tokenize(h), wordnet=wordnet) for r, h in zip(references, hypotheses, strict=True)
+        meteor_score([tokenize(r)], tokenize(h), wordnet=wordnet)
+        for r, h in zip(references, hypotheses, strict=True)
     ]
     return {"meteor": sum(scores) / len(scores) * 100, "meteor_synonyms": has_synonyms}
 
@@ -93,7 +97,9 @@ def bertscore(
     """Mean BERTScore F1 with a local encoder (default: MiniLM-L6 from PyPI, last layer)."""
     from bert_score import BERTScorer
 
-    scorer = BERTScorer(model_type=model_path or default_bertscore_model(), num_layers=num_layers, device="cpu")
+    scorer = BERTScorer(
+        model_type=model_path or default_bertscore_model(), num_layers=num_layers, device="cpu"
+    )
     _, _, f1 = scorer.score(list(hypotheses), list(references))
     return float(f1.mean()) * 100
 
@@ -106,7 +112,9 @@ def report_metrics(
 ) -> dict:
     """All MEIT report metrics (×100) for aligned reference/hypothesis lists."""
     if len(references) != len(hypotheses) or not references:
-        raise ValueError(f"need equal, non-zero counts: {len(references)} references, {len(hypotheses)} reports")
+        raise ValueError(
+            f"need equal, non-zero counts: {len(references)} references, {len(hypotheses)} reports"
+        )
     out: dict = {"n": len(references), **bleu(references, hypotheses), **meteor(references, hypotheses)}
     out["rouge_l"] = rouge_l(references, hypotheses)
     out["cider"] = cider(references, hypotheses)

@@ -35,7 +35,9 @@ def load_published(path: str | None = None) -> dict[str, dict[str, dict[str, flo
     text = io.read_text(path) if path else DEFAULT_PUBLISHED.read_text()
     data = yaml.safe_load(text)
     return {
-        model: {s: {_PUBLISHED_KEYS.get(k, k): v for k, v in metrics.items()} for s, metrics in subsets.items()}
+        model: {
+            s: {_PUBLISHED_KEYS.get(k, k): v for k, v in metrics.items()} for s, metrics in subsets.items()
+        }
         for model, subsets in data.items()
         if not model.startswith("_")
     }
@@ -43,7 +45,9 @@ def load_published(path: str | None = None) -> dict[str, dict[str, dict[str, flo
 
 def ordered_subsets(names: Sequence[str]) -> list[str]:
     """Subsets in the paper's column order (in-domain first)."""
-    order = [s.name for s in SUBSETS.values() if s.in_domain] + [s.name for s in SUBSETS.values() if not s.in_domain]
+    order = [s.name for s in SUBSETS.values() if s.in_domain] + [
+        s.name for s in SUBSETS.values() if not s.in_domain
+    ]
     known = [n for n in order if n in names]
     return known + [n for n in names if n not in known]
 
@@ -76,7 +80,9 @@ def markdown_table(
     columns = _columns(subsets)
     groups = {
         "In-domain": [get_subset(s).title for s in ordered_subsets(subsets) if get_subset(s).in_domain],
-        "Out-of-domain": [get_subset(s).title for s in ordered_subsets(subsets) if not get_subset(s).in_domain],
+        "Out-of-domain": [
+            get_subset(s).title for s in ordered_subsets(subsets) if not get_subset(s).in_domain
+        ],
     }
     lines = [" · ".join(f"**{g}:** {', '.join(t)}" for g, t in groups.items() if t), ""]
     header = ["Model"] + [f"{get_subset(s).title} {METRIC_HEADERS[k]}" for s, k in columns]
@@ -97,7 +103,10 @@ def markdown_table(
 
 def error_summary_table(results: Sequence[dict]) -> str:
     """Markdown table of error rows (endpoint failures) and judge errors per model and subset."""
-    lines = ["| Model | Subset | n | Error rows | Unparseable / random | Judge errors |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| Model | Subset | n | Error rows | Unparseable / random | Judge errors |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in results:
         guessed = row.get("unparseable", row.get("random_fallback", "–"))
         lines.append(

@@ -137,7 +137,9 @@ def score_items(
     spec = subset if isinstance(subset, Subset) else get_subset(subset)
     checked = extract.check_mode(mode)
     if spec.kind in ("report", "arena"):
-        raise ValueError(f"{spec.name} is scored by an LLM judge: use `pulse ecgbench judge --subset {spec.name}`")
+        raise ValueError(
+            f"{spec.name} is scored by an LLM judge: use `pulse ecgbench judge --subset {spec.name}`"
+        )
     rows = [normalise_prediction(p) for p in predictions]
     pairs, missing, unknown = _match(spec, gold_items, rows, allow_partial)
     if spec.kind == "multilabel":

@@ -57,7 +57,9 @@ SUBSETS: dict[str, Subset] = {
     for s in (
         Subset("ptb-test", "PTB-XL Super", 2082, "multilabel", True, ("NORM", "MI", "STTC", "CD", "HYP")),
         Subset("ptb-test-report", "PTB-XL Report", 500, "report", True),
-        Subset("code15-test", "CODE-15%", 1400, "multilabel", True, ("1dAVb", "RBBB", "LBBB", "SB", "ST", "AF")),
+        Subset(
+            "code15-test", "CODE-15%", 1400, "multilabel", True, ("1dAVb", "RBBB", "LBBB", "SB", "ST", "AF")
+        ),
         Subset("ecgqa-test", "ECG-QA", 1317, "ecgqa", True),
         Subset(
             "cpsc-test",

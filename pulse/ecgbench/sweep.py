@@ -65,12 +65,22 @@ class SweepConfig(StrictModel):
         return value
 
 
-def _score_subset(cfg: SweepConfig, model: EndpointConfig, subset: str, items: list[dict], preds_path: str) -> list[dict]:
+def _score_subset(
+    cfg: SweepConfig, model: EndpointConfig, subset: str, items: list[dict], preds_path: str
+) -> list[dict]:
     preds = read_predictions(preds_path, cfg.storage)
     error_rows = sum(1 for p in preds if p["error"])
     if SUBSETS[subset].kind in ("report", "arena"):
         if cfg.judge is None:
-            return [{"model": model.name, "subset": subset, "mode": cfg.mode, "n": len(preds), "error_rows": error_rows}]
+            return [
+                {
+                    "model": model.name,
+                    "subset": subset,
+                    "mode": cfg.mode,
+                    "n": len(preds),
+                    "error_rows": error_rows,
+                }
+            ]
         judge_dir = io.join(cfg.output_dir, "judge", model.name, subset)
         rubrics = load_rubrics(cfg.rubric)
         result = judge_items(subset, items, preds, cfg.judge, judge_dir, rubrics, storage=cfg.storage)
@@ -118,7 +128,9 @@ def run(cfg: SweepConfig) -> dict:
         "results_csv": io.join(cfg.output_dir, "results.csv"),
         "table": io.join(cfg.output_dir, "results.md"),
     }
-    io.write_text(outputs["results_json"], json.dumps({"mode": cfg.mode, "results": results}, indent=2), cfg.storage)
+    io.write_text(
+        outputs["results_json"], json.dumps({"mode": cfg.mode, "results": results}, indent=2), cfg.storage
+    )
     io.write_text(outputs["results_csv"], _csv(results), cfg.storage)
     io.write_text(outputs["table"], markdown, cfg.storage)
     if cfg.plots:

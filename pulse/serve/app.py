@@ -49,6 +49,10 @@ def request_log_line(req: GenerationRequest, status: int, seconds: float, usage:
     )
 
 
+def _static_text(name: str) -> str:
+    return resources.files("pulse.serve").joinpath("static", name).read_text(encoding="utf-8")
+
+
 class _Metrics:
     """Custom Prometheus metrics, exported by Serve next to its own."""
 
@@ -219,7 +223,3 @@ class OpenAIIngress:
         if not self.cfg.web_page or name not in STATIC_FILES:
             return error_response(APIError(404, f"No such file: {name}"))
         return Response(_static_text(name), media_type=STATIC_FILES[name])
-
-
-def _static_text(name: str) -> str:
-    return resources.files("pulse.serve").joinpath("static", name).read_text(encoding="utf-8")

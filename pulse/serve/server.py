@@ -35,7 +35,7 @@ class ModelServer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulse-generate")
         self.generate_batch.set_max_batch_size(self.cfg.max_batch_size)
         self.generate_batch.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
-        self._stats = {"batches": 0, "rows": 0, "max_batch": 0, "cancelled": 0, "streams": 0}
+        self._stats = {"batches": 0, "rows": 0, "max_batch": 0, "cancelled": 0, "streams": 0, "stopped_early": 0}
 
     def _prepare(self, request: dict[str, Any]) -> Prepared:
         return Prepared(
@@ -69,7 +69,9 @@ class ModelServer:
         self._stats["rows"] += len(rows)
         self._stats["max_batch"] = max(self._stats["max_batch"], len(rows))
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._generate_safely, rows)
+        results = await loop.run_in_executor(self._executor, self._generate_safely, rows)
+        self._stats["stopped_early"] += sum(r.finish_reason in {"cancelled", "timeout"} for r in results)
+        return results
 
     def _generate_safely(self, rows: list[Prepared]) -> list[Generation]:
         """A row the model cannot handle fails alone, as an ``error`` result; the replica lives on."""
@@ -115,15 +117,20 @@ class ModelServer:
 
     def _stream_safely(self, row: Prepared, streamer: TokenStreamer) -> Generation:
         try:
-            return self.engine.generate([row], streamer=streamer)[0]
+            result = self.engine.generate([row], streamer=streamer)[0]
+            if result.finish_reason in {"cancelled", "timeout"}:
+                self._stats["stopped_early"] += 1
+            return result
         except Exception:
             logger.exception("streaming generation failed")
             streamer.end()
             return Generation("", "error", 0, 0)
 
-    def stats(self) -> dict[str, int]:
-        """Batching and cancellation counters of this replica (for tests and the benchmark)."""
-        return dict(self._stats)
+    def stats(self) -> dict[str, Any]:
+        """Batching/cancellation counters and the process id of this replica (for tests and benchmarks)."""
+        import os
+
+        return {**self._stats, "pid": os.getpid()}
 
     def ready(self) -> str:
         return self.cfg.name

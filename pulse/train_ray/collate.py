@@ -142,10 +142,19 @@ def encode_sample(
     return EncodedSample(
         input_ids=np.asarray(ids, dtype=np.int64),
         labels=np.asarray(labels, dtype=np.int64),
-        pixel_values=np.asarray(vision["pixel_values"][0], dtype=np.float32),
+        pixel_values=np.asarray(vision["pixel_values"][0][: n_tiles(processor, image)], dtype=np.float32),
         image_sizes=np.asarray(vision["image_sizes"][0], dtype=np.int64),
         truncated=truncated,
     )
+
+
+def n_tiles(processor, image) -> int:
+    """Base view + anyres tiles the model uses for ``image`` (the processor pads to the maximum)."""
+    from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
+    ip = processor.image_processor
+    crop = ip.crop_size["height"] if isinstance(ip.crop_size, dict) else ip.crop_size.height
+    return image_size_to_num_patches((image.height, image.width), ip.image_grid_pinpoints, crop)
 
 
 def pad_batch(samples: list[dict[str, np.ndarray]], pad_token_id: int) -> dict[str, Any]:

@@ -11,11 +11,14 @@ training. ``PadCollate`` pads a micro-batch inside each worker.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from collections import Counter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from pulse import io
 from pulse.schema import error_reason, require_columns
@@ -34,23 +37,25 @@ class EncodeInstructions:
         processor,
         max_length: int,
         truncation: str,
-        errors_dir: str,
-        storage: io.StorageOptions | None = None,
-        image_root: str | None = None,
+        errors: tuple[pafs.FileSystem, str],
+        image_root: tuple[pafs.FileSystem, str] | None = None,
     ):
+        # Filesystems arrive resolved (pickled with their credentials): Ray workers started
+        # before the driver's AWS_* variables were set would not find them in their environment.
         self.processor = processor
         self.max_length = max_length
         self.truncation = truncation
-        self.errors_dir = errors_dir
-        self.storage = storage
+        self.errors_fs, self.errors_dir = errors
         self.image_root = image_root
 
     def _image_bytes(self, row: dict[str, Any]) -> bytes | None:
         if row.get("image"):
             return row["image"]
         if row.get("image_path") and self.image_root:
+            fs, root = self.image_root
             try:
-                return io.read_bytes(io.join(self.image_root, row["image_path"]), self.storage)
+                with fs.open_input_stream(posixpath.join(root, row["image_path"])) as stream:
+                    return stream.read()
             except OSError as exc:
                 raise SampleError("missing_image", f"{row['image_path']}: {exc}") from None
         raise SampleError("missing_image", "no image bytes and no resolvable image_path")
@@ -83,7 +88,8 @@ class EncodeInstructions:
         # Named by content, so a re-read in the next epoch or a retried task overwrites, not duplicates.
         digest = hashlib.sha1("\n".join(e["id"] for e in errors).encode()).hexdigest()[:16]
         table = pa.Table.from_pylist(errors, schema=ERROR_SCHEMA)
-        io.write_parquet(table, io.join(self.errors_dir, f"errors-{digest}.parquet"), self.storage)
+        self.errors_fs.create_dir(self.errors_dir, recursive=True)
+        pq.write_table(table, posixpath.join(self.errors_dir, f"errors-{digest}.parquet"), filesystem=self.errors_fs)
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -131,9 +137,8 @@ def build_train_dataset(cfg, processor):
             "processor": processor,
             "max_length": cfg.max_length,
             "truncation": cfg.data.truncation,
-            "errors_dir": cfg.errors_dir,
-            "storage": cfg.storage,
-            "image_root": cfg.data.image_root,
+            "errors": io.filesystem(cfg.errors_dir, cfg.storage),
+            "image_root": io.filesystem(cfg.data.image_root, cfg.storage) if cfg.data.image_root else None,
         },
         batch_size=cfg.data.preprocess_batch_size,
         batch_format="pyarrow",

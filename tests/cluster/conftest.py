@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from multinode import LocalMultiNodeCluster  # noqa: E402
+from multinode import LocalMultiNodeCluster
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER_GROUP = "pulse_cpu"
@@ -31,7 +31,9 @@ def two_node_cluster():
         cluster.shutdown()
 
 
-def pulse_submit(cluster: LocalMultiNodeCluster, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def pulse_submit(
+    cluster: LocalMultiNodeCluster, *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run the real ``pulse submit`` CLI against the cluster (token from RAY_AUTH_TOKEN)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH"))}
     env["RAY_AUTH_TOKEN"] = cluster.auth_token or ""

@@ -11,6 +11,7 @@ dashboard-agent port of another Ray instance can interfere.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -74,15 +75,11 @@ class RayNode:
             if not pids:
                 break
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.3)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -111,9 +108,8 @@ class LocalMultiNodeCluster:
         return {"Authorization": f"Bearer {self.auth_token}"} if self.auth_token else {}
 
     def _start(self, name: str, args: list[str], num_cpus: int, resources: dict[str, float]) -> RayNode:
-        temp_dir = os.path.join(self.root, name)
-        os.makedirs(temp_dir)
-        log_path = os.path.join(self.root, f"{name}.log")
+        temp_dir = tempfile.mkdtemp(prefix=f"{name}-", dir=self.root)
+        log_path = temp_dir + ".log"
         command = [
             shutil.which("ray") or "ray",
             "start",
@@ -143,6 +139,25 @@ class LocalMultiNodeCluster:
         return node
 
     def start_head(self, num_cpus: int, resources: dict[str, float] | None = None) -> RayNode:
+        return self._with_retry(lambda: self._start_head(num_cpus, resources))
+
+    def add_worker(self, name: str, num_cpus: int, resources: dict[str, float]) -> RayNode:
+        return self._with_retry(lambda: self._add_worker(name, num_cpus, resources))
+
+    def _with_retry(self, start, attempts: int = 2) -> RayNode:
+        """On a loaded host ``ray start`` itself can time out talking to a fresh GCS; try once more."""
+        for attempt in range(attempts):
+            try:
+                return start()
+            except (RuntimeError, TimeoutError):
+                failed = self.nodes.pop()
+                failed.kill()
+                shutil.rmtree(failed.temp_dir, ignore_errors=True)
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_head(self, num_cpus: int, resources: dict[str, float] | None) -> RayNode:
         gcs_port, dashboard_port = free_port(), free_port()
         node = self._start(
             "head",
@@ -159,12 +174,12 @@ class LocalMultiNodeCluster:
         )
         self.gcs_address = f"127.0.0.1:{gcs_port}"
         self.dashboard_url = f"http://127.0.0.1:{dashboard_port}"
-        self._wait_for_node(node, timeout=120)
+        self._wait_for_node(node, timeout=180)
         return node
 
-    def add_worker(self, name: str, num_cpus: int, resources: dict[str, float]) -> RayNode:
+    def _add_worker(self, name: str, num_cpus: int, resources: dict[str, float]) -> RayNode:
         node = self._start(name, [f"--address={self.gcs_address}"], num_cpus, resources)
-        self._wait_for_node(node, timeout=120)
+        self._wait_for_node(node, timeout=180)
         return node
 
     def alive_nodes(self) -> list[dict]:
@@ -178,7 +193,7 @@ class LocalMultiNodeCluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not node.alive():
-                raise RuntimeError(f"ray start for {node.name} exited:\n{open(node.log_path).read()[-3000:]}")
+                raise RuntimeError(f"ray start for {node.name} exited:\n{_tail(node.log_path)}")
             try:
                 for info in self.alive_nodes():
                     if info["node_id"] not in {n.node_id for n in self.nodes} and _matches(info, node):
@@ -187,7 +202,7 @@ class LocalMultiNodeCluster:
             except (requests.RequestException, KeyError, ValueError):
                 pass
             time.sleep(1)
-        raise TimeoutError(f"{node.name} did not join within {timeout}s:\n{open(node.log_path).read()[-3000:]}")
+        raise TimeoutError(f"{node.name} did not join within {timeout}s:\n{_tail(node.log_path)}")
 
     def job_tasks(self, job_id: str) -> list[dict]:
         """Tasks of one job from the state API (each has ``node_id``, ``state``, ``name``)."""
@@ -217,3 +232,8 @@ def _matches(info: dict, node: RayNode) -> bool:
         return bool(info.get("is_head_node"))
     totals = info.get("resources_total", {})
     return all(totals.get(key) == value for key, value in node.resources.items())
+
+
+def _tail(path: str, chars: int = 3000) -> str:
+    with open(path) as log:
+        return log.read()[-chars:]

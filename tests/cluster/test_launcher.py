@@ -49,7 +49,10 @@ def test_launcher_node_groups(path):
     assert any(t["resources"].get("pulse_gpu_infer") for t in gpu_groups), "build/serve GPU group"
     assert any(t["resources"].get("pulse_gpu_train") for t in gpu_groups), "train GPU group"
     for group in gpu_groups:
-        assert "cuda" in group["docker"]["worker_image"] and "--gpus all" in group["docker"]["worker_run_options"]
+        assert (
+            "cuda" in group["docker"]["worker_image"]
+            and "--gpus all" in group["docker"]["worker_run_options"]
+        )
     assert cfg["docker"]["image"].endswith("-cpu")
     assert cfg["max_workers"] >= sum(t["max_workers"] for t in workers.values())
 

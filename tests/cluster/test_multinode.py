@@ -20,7 +20,16 @@ from conftest import job_client, pulse_submit, wait_for_job
 from pulse import io
 
 pytestmark = pytest.mark.slow
-S3_ENV = ["--env", "AWS_ENDPOINT_URL", "--env", "AWS_ACCESS_KEY_ID", "--env", "AWS_SECRET_ACCESS_KEY", "--env", "AWS_REGION"]
+S3_ENV = [
+    "--env",
+    "AWS_ENDPOINT_URL",
+    "--env",
+    "AWS_ACCESS_KEY_ID",
+    "--env",
+    "AWS_SECRET_ACCESS_KEY",
+    "--env",
+    "AWS_REGION",
+]
 
 
 def submitted_job_id(stdout: str) -> str:
@@ -44,8 +53,14 @@ def kill_worker_when_busy(cluster, job_id: str, task_marker: str, timeout: float
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = str(client.get_job_status(job_id)).rsplit(".", 1)[-1]
-        assert status in {"PENDING", "RUNNING"}, f"job ended before the node kill:\n{client.get_job_logs(job_id)}"
-        on_worker = [t for t in cluster.job_tasks(job_id) if t["node_id"] == worker.node_id and task_marker in t["name"]]
+        assert status in {"PENDING", "RUNNING"}, (
+            f"job ended before the node kill:\n{client.get_job_logs(job_id)}"
+        )
+        on_worker = [
+            t
+            for t in cluster.job_tasks(job_id)
+            if t["node_id"] == worker.node_id and task_marker in t["name"]
+        ]
         states = {t["state"] for t in on_worker}
         if "FINISHED" in states and "RUNNING" in states:
             worker.kill()

@@ -13,9 +13,22 @@ from pulse import io
 from pulse.data_ray.ingest import IngestConfig, run
 from pulse.data_ray.readers.config import BUNDLED_ROOT, SourceConfig
 from pulse.data_ray.readers.ecgqa import ECGQA_SCHEMA
+from pulse.data_ray.readers.synthetic import write_code15, write_mimic
 from pulse.schema import RECORD_SCHEMA
 
 RECORDS = BUNDLED_ROOT / "cinc2021" / "records"
+
+
+@pytest.fixture
+def mimic_root(tmp_path):
+    """SYNTHETIC MIMIC-IV-ECG files (no public sample exists)."""
+    return write_mimic(tmp_path / "mimic")
+
+
+@pytest.fixture
+def code15_root(tmp_path):
+    """SYNTHETIC CODE-15% files (no public sample exists)."""
+    return write_code15(tmp_path / "code15")
 
 
 @pytest.fixture
@@ -31,15 +44,22 @@ def corrupt_cinc(tmp_path):
     return root
 
 
-def test_ingest_all_kinds_with_bad_inputs(ray_session, tmp_path, corrupt_cinc, mimic_root, code15_root, capsys):
+def test_ingest_all_kinds_with_bad_inputs(
+    ray_session, tmp_path, corrupt_cinc, mimic_root, code15_root, capsys
+):
     out = tmp_path / "out"
     cfg = IngestConfig(
         output_dir=str(out),
         target_fs=250,
-        batch_size=2,
+        batch_size=8,
+        concurrency=2,
         sources=[
             SourceConfig(
-                kind="ptbxl", root="bundled:ptbxl", database_csv="ptbxl_database_subset.csv", rate_fallback=True, limit=3
+                kind="ptbxl",
+                root="bundled:ptbxl",
+                database_csv="ptbxl_database_subset.csv",
+                rate_fallback=True,
+                limit=3,
             ),
             SourceConfig(kind="cinc2021", root=str(corrupt_cinc)),
             SourceConfig(kind="mimic", root=str(mimic_root)),
@@ -52,10 +72,15 @@ def test_ingest_all_kinds_with_bad_inputs(ray_session, tmp_path, corrupt_cinc, m
     records = pq.read_table(out / "records")
     assert records.schema.equals(RECORD_SCHEMA, check_metadata=False)
     assert sorted(records.column("record_id").to_pylist()) == sorted(
-        ["ptbxl/1", "ptbxl/3961", "ptbxl/6000", "chapman/JS01048", "cpsc2018/A1041", "g12ec/E00271"]
-        + ["mimic/40000001", "mimic/40000002", "code15/101", "code15/102", "code15/103"]
+        [
+            *("ptbxl/1", "ptbxl/3961", "ptbxl/6000", "chapman/JS01048", "cpsc2018/A1041", "g12ec/E00271"),
+            *("mimic/40000001", "mimic/40000002", "code15/101", "code15/102", "code15/103"),
+        ]
     )
-    assert set(records.column("fs").to_pylist()) == {250.0} and records.column("error").null_count == records.num_rows
+    assert (
+        set(records.column("fs").to_pylist()) == {250.0}
+        and records.column("error").null_count == records.num_rows
+    )
     errors = pq.read_table(out / "errors").to_pylist()
     by_id = {r["record_id"]: r["error"].split(":")[0] for r in errors}
     assert by_id == {
@@ -100,7 +125,11 @@ def test_ingest_from_and_to_s3(ray_session, s3_bucket):
     )
     summary = run(cfg)
     records = io.read_parquet(f"{s3_bucket}/ingested/records")
-    assert sorted(records.column("record_id").to_pylist()) == ["chapman/JS01048", "cpsc2018/A0689", "g12ec/E00271"]
+    assert sorted(records.column("record_id").to_pylist()) == [
+        "chapman/JS01048",
+        "cpsc2018/A0689",
+        "g12ec/E00271",
+    ]
     assert records.column("source_path").to_pylist()[0].startswith(s3_bucket)
     errors = io.read_parquet(f"{s3_bucket}/ingested/errors")
     assert errors.column("error").to_pylist()[0].startswith("missing_file: s3://")

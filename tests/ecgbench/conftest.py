@@ -34,7 +34,12 @@ def write_hf_subset(root: str, subset: str, rows: list[dict]) -> str:
     """Write rows ({id, conversations}) as ``<root>/<subset>/test-00000-of-00001.parquet`` (HF layout)."""
     turn = {"ecgqa-test": QA_TURN, "arena": ARENA_TURN}.get(subset, TURN)
     schema = pa.schema(
-        [("id", pa.string()), ("image_path", pa.string()), ("image", IMAGE), ("conversations", pa.list_(turn))]
+        [
+            ("id", pa.string()),
+            ("image_path", pa.string()),
+            ("image", IMAGE),
+            ("conversations", pa.list_(turn)),
+        ]
     )
     table = pa.Table.from_pylist(
         [
@@ -72,7 +77,10 @@ def ecgqa_rows() -> list[dict]:
         "Only answer based on the given Options without any explanation."
     )
     return [
-        {"id": "ecgqa-0", "conversations": [{"from": "human", "value": [prompt]}, {"from": "gpt", "value": ["no"]}]},
+        {
+            "id": "ecgqa-0",
+            "conversations": [{"from": "human", "value": [prompt]}, {"from": "gpt", "value": ["no"]}],
+        },
         {
             "id": "ecgqa-1",
             "conversations": [{"from": "human", "value": [prompt]}, {"from": "gpt", "value": ["not sure"]}],

@@ -65,7 +65,9 @@ def test_ecgqa_candidates_and_substring_collision():
     paper = extract.ecgqa_candidates(QA_PROMPT, "paper")
     assert paper == ["no", "not sure", "yes"]
     assert extract.ecgqa_predicted("not sure", paper, "paper") == ["no", "not sure"]
-    assert not extract.ecgqa_correct(extract.ecgqa_predicted("not sure", paper, "paper"), ["not sure"], "paper")
+    assert not extract.ecgqa_correct(
+        extract.ecgqa_predicted("not sure", paper, "paper"), ["not sure"], "paper"
+    )
     strict = extract.ecgqa_candidates(QA_PROMPT, "strict")
     assert extract.ecgqa_predicted("Not sure.", strict, "strict") == ["not sure"]
     assert extract.ecgqa_correct(["not sure"], ["not sure"], "strict")

@@ -20,12 +20,17 @@ VALID_REPORT = json.dumps(
 def test_parse_judgement_rules():
     assert parse_judgement(VALID_REPORT, [])[0] == {"Diagnosis": 8.0, "Form": 7.0, "Rhythm": 10.0}
     assert parse_judgement("{Diagnosis: {Score: 8}}", [])[1].startswith("invalid_judge_json: Expecting")
-    assert "missing aspects ['Completeness']" in parse_judgement('{"Accuracy": {"Score": 5}}', ["Accuracy", "Completeness"])[1]
+    assert (
+        "missing aspects ['Completeness']"
+        in parse_judgement('{"Accuracy": {"Score": 5}}', ["Accuracy", "Completeness"])[1]
+    )
     assert "not a number in 0-10" in parse_judgement('{"Accuracy": {"Score": 11}}', ["Accuracy"])[1]
 
 
 def test_report_judge_retries_then_records_malformed_json(tmp_path):
-    gold = load_subset(str(FIXTURES / "ptb_test_report_sample.json"), "ptb-test-report", allow_partial=True)[:3]
+    gold = load_subset(str(FIXTURES / "ptb_test_report_sample.json"), "ptb-test-report", allow_partial=True)[
+        :3
+    ]
     preds = [{"id": g["id"], "text": f"report {i}"} for i, g in enumerate(gold)]
     calls: dict[str, int] = {}
 
@@ -60,7 +65,9 @@ def test_arena_prompt_judges_turns_one_and_two(tmp_path):
     pred = {
         "id": gold["id"],
         "text": "a1",
-        "predict_convs": [{"question": t["question"], "answer": f"a{i}"} for i, t in enumerate(gold["turns"], 1)],
+        "predict_convs": [
+            {"question": t["question"], "answer": f"a{i}"} for i, t in enumerate(gold["turns"], 1)
+        ],
     }
     prompt = judge_prompt(load_rubrics().arena, gold, pred)
     assert "**Question:**\nIs the axis normal?\n\n**Ground Truth Answer:** Yes, the axis is normal." in prompt

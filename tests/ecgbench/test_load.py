@@ -71,5 +71,5 @@ def test_both_layouts_from_s3(s3_bucket):
 
 
 def test_missing_subset_names_the_layouts(tmp_path):
-    with pytest.raises(FileNotFoundError, match="mmmu-ecg: no mmmu-ecg/test-00000-of-00001.parquet"):
+    with pytest.raises(FileNotFoundError, match=r"mmmu-ecg: no mmmu-ecg/test-00000-of-00001\.parquet"):
         load_subset(str(tmp_path), "mmmu-ecg")

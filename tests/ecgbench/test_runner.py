@@ -42,7 +42,12 @@ def test_single_turn_layout_image_and_resume_after_interruption(ray_session, tmp
     out = tmp_path / "runs" / "csn.jsonl"
     # an interrupted earlier run left answers for items 0 and 1
     out.parent.mkdir()
-    out.write_text("".join(json.dumps({"question_id": f"csn-{i}", "text": "ABCD"[i], "metadata": {}}) + "\n" for i in range(2)))
+    out.write_text(
+        "".join(
+            json.dumps({"question_id": f"csn-{i}", "text": "ABCD"[i], "metadata": {}}) + "\n"
+            for i in range(2)
+        )
+    )
     with ChatServer(answer) as server:
         run_items(mcq_items, _endpoint(server, max_retries=1, backoff_base_s=0.0), str(out), progress=False)
         assert len(server.requests) == 3  # item 2 once, item 3 twice (one retry)
@@ -53,7 +58,11 @@ def test_single_turn_layout_image_and_resume_after_interruption(ray_session, tmp
         assert parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
         rows = _lines(out)
         assert [r["question_id"] for r in rows] == ["csn-0", "csn-1", "csn-2", "csn-3"]
-        assert rows[2]["text"] == "C" and rows[2]["model_id"] == "local" and rows[2]["prompt"].startswith("Which")
+        assert (
+            rows[2]["text"] == "C"
+            and rows[2]["model_id"] == "local"
+            and rows[2]["prompt"].startswith("Which")
+        )
         assert rows[3]["metadata"]["error"].startswith("http_503: overloaded")
         assert _lines(tmp_path / "runs" / "errors" / "csn.jsonl")[0]["question_id"] == "csn-3"
 
@@ -78,7 +87,9 @@ def test_arena_multi_turn_carries_own_answers_and_image_once(ray_session, tmp_pa
         third = server.requests[2]["messages"]
     assert [m["role"] for m in third] == ["user", "assistant", "user", "assistant", "user"]
     assert third[1]["content"] == "my answer 1" and third[3]["content"] == "my answer 2"
-    images = [p for m in third if isinstance(m["content"], list) for p in m["content"] if p["type"] == "image_url"]
+    images = [
+        p for m in third if isinstance(m["content"], list) for p in m["content"] if p["type"] == "image_url"
+    ]
     assert len(images) == 1 and third[0]["content"][0]["type"] == "image_url"
     row = _lines(out)[0]
     assert [c["answer"] for c in row["predict_convs"]] == ["my answer 1", "my answer 2", "my answer 3"]

@@ -70,7 +70,10 @@ def test_mmmu_falls_back_over_a_to_d():
 
 def test_missing_predictions_error_rows_and_response_layout():
     gold = _gold("cpsc-test", ["NORM", "AF", "STD"])
-    preds = [{"id": "g0", "response": "NORM"}, {"id": "g1", "response": "", "metadata": {"error": "http: 500"}}]
+    preds = [
+        {"id": "g0", "response": "NORM"},
+        {"id": "g1", "response": "", "metadata": {"error": "http: 500"}},
+    ]
     with pytest.raises(MissingPredictionsError, match="cpsc-test: 1 of 3 gold items have no prediction"):
         score_items("cpsc-test", gold, preds)
     out = score_items("cpsc-test", gold, [*preds, {"id": "zzz", "response": "AF"}], allow_partial=True)
@@ -94,7 +97,16 @@ def test_cli_score_prints_one_json_object(tmp_path, capsys):
         tmp_path / "cpsc.jsonl",
         [{"question_id": "cpsc-A6504", "text": "NORM"}, {"question_id": "cpsc-A5802", "text": "AF; STD"}],
     )
-    argv = ["ecgbench", "score", "--subset", "cpsc-test", "--gold", str(tmp_path / "bench"), "--predictions", cpsc]
+    argv = [
+        "ecgbench",
+        "score",
+        "--subset",
+        "cpsc-test",
+        "--gold",
+        str(tmp_path / "bench"),
+        "--predictions",
+        cpsc,
+    ]
     assert pulse_main([*argv, "--allow-partial"]) == 0
     out = json.loads(capsys.readouterr().out.strip())
     assert out["subset"] == "cpsc-test" and out["n"] == 2
@@ -109,7 +121,10 @@ def test_cli_score_prints_one_json_object(tmp_path, capsys):
     qa_items = load_subset(str(tmp_path / "bench"), "ecgqa-test", allow_partial=True)
     qa = _write_jsonl(
         tmp_path / "qa.jsonl",
-        [{"question_id": it["id"], "prompt": it["question"], "text": t} for it, t in zip(qa_items, ["No", "not sure"])],
+        [
+            {"question_id": it["id"], "prompt": it["question"], "text": t}
+            for it, t in zip(qa_items, ["No", "not sure"], strict=True)
+        ],
     )
     for mode, expected in (("paper", 50.0), ("strict", 100.0)):
         argv = ["ecgbench", "score", "--subset", "ecgqa-test", "--gold", str(tmp_path / "bench")]

@@ -257,14 +257,17 @@ def test_allow_listed_remote_image_is_fetched(client, image_server):
 
 
 def test_auth_requires_a_valid_bearer_key(endpoint, ecg_data_url):
-    for key in ("wrong-key", ""):
-        anonymous = openai.OpenAI(base_url=endpoint, api_key=key, max_retries=0)
-        with pytest.raises(openai.AuthenticationError) as info:
-            anonymous.models.list()
-        assert info.value.status_code == 401
-        with pytest.raises(openai.AuthenticationError):
-            anonymous.chat.completions.create(model=MODEL, messages=[image_message("Q", ecg_data_url)])
-    assert httpx.get(endpoint + "/models").status_code == 401
+    wrong = openai.OpenAI(base_url=endpoint, api_key="wrong-key", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as info:
+        wrong.models.list()
+    assert info.value.status_code == 401 and info.value.body["message"] == "Invalid API key"
+    with pytest.raises(openai.AuthenticationError):
+        wrong.chat.completions.create(model=MODEL, messages=[image_message("Q", ecg_data_url)])
+    missing = httpx.post(endpoint + "/chat/completions", json={"model": MODEL, "messages": []})
+    assert missing.status_code == 401 and "Missing API key" in missing.json()["error"]["message"]
+    assert missing.headers["www-authenticate"] == "Bearer"
+    basic = httpx.get(endpoint + "/models", headers={"Authorization": "Basic abc"})
+    assert basic.status_code == 401
 
 
 def test_health_route(endpoint):

@@ -67,7 +67,9 @@ def read_source(
     (leads x samples, mV), or ECG-QA rows for ``kind: ecgqa``. ``limit`` caps the rows yielded
     on top of ``source.limit``.
     """
-    rows = (row for unit in plan_source(source, storage) for row in read_unit(source, unit, storage, target_fs))
+    rows = (
+        row for unit in plan_source(source, storage) for row in read_unit(source, unit, storage, target_fs)
+    )
     cap = source.limit if source.kind == "ecgqa" else None
     caps = [c for c in (cap, limit) if c is not None]
     yield from itertools.islice(rows, min(caps)) if caps else rows

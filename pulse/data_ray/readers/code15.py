@@ -74,7 +74,11 @@ def plan(source: SourceConfig, storage: io.StorageOptions | None = None) -> list
     exams = pd.read_csv(_stdio.StringIO(io.read_text(exams_path, storage)))
     by_id = {int(row["exam_id"]): row for row in exams.to_dict(orient="records")}
     patterns = source.files or list(DEFAULT_FILES)
-    parts = [p for p in io.list_files(root, "*", storage) if any(fnmatch.fnmatch(p.rsplit("/", 1)[-1], pat) for pat in patterns)]
+    parts = [
+        p
+        for p in io.list_files(root, "*", storage)
+        if any(fnmatch.fnmatch(p.rsplit("/", 1)[-1], pat) for pat in patterns)
+    ]
     units: list[dict[str, Any]] = []
     budget = source.limit if source.limit is not None else math.inf
     for part in parts:
@@ -98,7 +102,9 @@ def plan(source: SourceConfig, storage: io.StorageOptions | None = None) -> list
         exams_here = exams_here[: int(min(budget, len(exams_here)))]
         budget -= len(exams_here)
         for start in range(0, len(exams_here), source.chunk_size):
-            units.append({"part": part, "part_name": part_name, "exams": exams_here[start : start + source.chunk_size]})
+            units.append(
+                {"part": part, "part_name": part_name, "exams": exams_here[start : start + source.chunk_size]}
+            )
     return units
 
 
@@ -117,7 +123,9 @@ def _record(source, unit, exam, tracing, target_fs) -> dict[str, Any]:
     meta = exam["meta"]
     try:
         if meta is None:
-            raise ReadError("bad_metadata", f"exam_id {exam['exam_id']} of {unit['part_name']} not in exams.csv")
+            raise ReadError(
+                "bad_metadata", f"exam_id {exam['exam_id']} of {unit['part_name']} not in exams.csv"
+            )
         raw = np.asarray(tracing, dtype=np.float64).T
         trimmed, before, after = strip_padding(raw)
         signal, lead_names, fs, notes = finish_signal(

@@ -82,7 +82,14 @@ def qa_row(sample: dict[str, Any], relative_path: str) -> dict[str, Any]:
     """One ECG-QA sample as an :data:`ECGQA_SCHEMA` row (``error`` set when malformed)."""
     source_file = sample.get("source_file") or relative_path
     row: dict[str, Any] = {name: None for name in ECGQA_SCHEMA.names}
-    row.update(source_file=source_file, split=split_of(source_file), answer=[], attribute=[], ecg_ids=[], record_ids=[])
+    row.update(
+        source_file=source_file,
+        split=split_of(source_file),
+        answer=[],
+        attribute=[],
+        ecg_ids=[],
+        record_ids=[],
+    )
     try:
         ecg_ids = [int(x) for x in _as_list(sample["ecg_id"])]
         row.update(
@@ -104,7 +111,9 @@ def qa_row(sample: dict[str, Any], relative_path: str) -> dict[str, Any]:
     return row
 
 
-def read(source: SourceConfig, unit: dict[str, Any], storage: io.StorageOptions | None = None) -> list[dict[str, Any]]:
+def read(
+    source: SourceConfig, unit: dict[str, Any], storage: io.StorageOptions | None = None
+) -> list[dict[str, Any]]:
     """QA rows of one JSON file; an unreadable file becomes one error row."""
     try:
         samples = json.loads(io.read_text(unit["path"], storage))

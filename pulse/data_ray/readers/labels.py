@@ -182,7 +182,9 @@ def map_codes(codes: Iterable[str], table: dict[str, str]) -> list[str]:
     return out
 
 
-def snomed_to_std(codes: Iterable[str], mapping_dir: str = str(DX_MAPPING_DIR)) -> tuple[list[str], list[str]]:
+def snomed_to_std(
+    codes: Iterable[str], mapping_dir: str = str(DX_MAPPING_DIR)
+) -> tuple[list[str], list[str]]:
     """(labels_std, unmapped codes) for a list of SNOMED-CT codes."""
     table = snomed_to_abbreviation(mapping_dir)
     codes = list(codes)

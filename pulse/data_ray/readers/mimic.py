@@ -47,7 +47,11 @@ MEASUREMENT_COLUMNS = (
 
 
 def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value)) and str(value).strip() != ""
+    return (
+        value is not None
+        and not (isinstance(value, float) and math.isnan(value))
+        and str(value).strip() != ""
+    )
 
 
 def join_report(statements: list[str]) -> str | None:
@@ -82,7 +86,9 @@ def plan(source: SourceConfig, storage: io.StorageOptions | None = None) -> list
                 "study_id": study,
                 "path": str(row["path"]),
                 "ecg_time": str(row["ecg_time"]) if _present(row.get("ecg_time")) else None,
-                "statements": [str(extra_row[c]).strip() for c in REPORT_COLUMNS if _present(extra_row.get(c))],
+                "statements": [
+                    str(extra_row[c]).strip() for c in REPORT_COLUMNS if _present(extra_row.get(c))
+                ],
                 "measurements": {c: extra_row[c] for c in MEASUREMENT_COLUMNS if _present(extra_row.get(c))},
                 "has_measurements": bool(extra_row),
             }

@@ -75,7 +75,9 @@ def diagnostic_classes(statements_path: str, storage_json: str | None = None) ->
     storage = io.StorageOptions.model_validate_json(storage_json) if storage_json else None
     table = pd.read_csv(_stdio.StringIO(io.read_text(statements_path, storage)), index_col=0)
     diagnostic = table[table["diagnostic"] == 1]
-    return {str(code): str(cls) for code, cls in diagnostic["diagnostic_class"].items() if isinstance(cls, str)}
+    return {
+        str(code): str(cls) for code, cls in diagnostic["diagnostic_class"].items() if isinstance(cls, str)
+    }
 
 
 def _clean(value: Any) -> Any:
@@ -100,7 +102,9 @@ def plan(source: SourceConfig, storage: io.StorageOptions | None = None) -> list
 
 
 def _rate_files(source: SourceConfig, unit: dict[str, Any]) -> list[str]:
-    primary, other = ("filename_hr", "filename_lr") if source.sampling_rate == 500 else ("filename_lr", "filename_hr")
+    primary, other = (
+        ("filename_hr", "filename_lr") if source.sampling_rate == 500 else ("filename_lr", "filename_hr")
+    )
     names = [unit[primary]]
     if source.rate_fallback and unit.get(other):
         names.append(unit[other])

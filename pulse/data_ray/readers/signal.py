@@ -121,7 +121,7 @@ def hash_split(key: str, val_percent: int = 10, test_percent: int = 10) -> str:
 
 
 def parse_sex(value: Any) -> str | None:
-    """"M"/"F"/None from the many spellings sources use (Male, female, 0/1 handled by callers)."""
+    """ "M"/"F"/None from the many spellings sources use (Male, female, 0/1 handled by callers)."""
     if value is None:
         return None
     text = str(value).strip().lower()

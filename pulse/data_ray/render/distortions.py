@@ -16,7 +16,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import field_validator, model_validator
 
 from pulse.config import StrictModel
 from pulse.data_ray.render.textures import TextureBank
@@ -28,7 +28,14 @@ BACKGROUNDS: tuple[tuple[int, int, int], ...] = ((28, 28, 30), (92, 74, 58), (15
 class Op(StrictModel):
     """A distortion that fires with probability ``p`` (given that the image is distorted)."""
 
-    p: float = Field(0.0, ge=0.0, le=1.0)
+    p: float = 0.0
+
+    @field_validator("p")
+    @classmethod
+    def _probability(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"p must be between 0 and 1, got {value}")
+        return value
 
     @model_validator(mode="after")
     def _ranges_ordered(self):

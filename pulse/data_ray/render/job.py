@@ -47,6 +47,9 @@ class RenderConfig(StrictModel):
     ray: RayOptions = RayOptions()
 
 
+CONFIG_CLASS = RenderConfig
+
+
 def run(cfg: RenderConfig) -> StageSummary:
     """Render every record under ``cfg.input_dir``; prints and returns the stage summary."""
     started = time.time()

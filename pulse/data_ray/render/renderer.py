@@ -210,7 +210,7 @@ class Renderer:
 
         self._map_leads(leads, matrix)
         label_boxes = [geometry.transform_box(matrix, b) if b else None for b in label_boxes]
-        recorded = {"seed": int(seed), **page_choice, "dpi": self.params.dpi, "px_per_mm": self.ppm}
+        recorded = {"seed": int(seed), **page_choice, "dpi": self.params.dpi, "px_per_mm": self.ppm, "fs": fs}
         recorded.update(sampled)
         if scale != 1.0:
             recorded["output_scale"] = round(float(scale), 5)

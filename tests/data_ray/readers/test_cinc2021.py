@@ -55,10 +55,16 @@ def test_cpsc_multilabel_and_variable_length(rows):
 
 
 def test_dataset_filter_and_opt_in_ptbxl():
-    ningbo = list(read_source(SourceConfig(kind="cinc2021", root="bundled:cinc2021", datasets=["ningbo"], limit=3)))
+    ningbo = list(
+        read_source(SourceConfig(kind="cinc2021", root="bundled:cinc2021", datasets=["ningbo"], limit=3))
+    )
     assert [r["dataset"] for r in ningbo] == ["ningbo"] * 3
-    hr = list(read_source(SourceConfig(kind="cinc2021", root="bundled:cinc2021", datasets=["ptbxl"], limit=1)))
-    assert hr[0]["record_id"] == "ptbxl/3961" and hr[0]["labels_std"] == ["NSR"] and hr[0]["superclasses"] == []
+    hr = list(
+        read_source(SourceConfig(kind="cinc2021", root="bundled:cinc2021", datasets=["ptbxl"], limit=1))
+    )
+    assert (
+        hr[0]["record_id"] == "ptbxl/3961" and hr[0]["labels_std"] == ["NSR"] and hr[0]["superclasses"] == []
+    )
 
 
 def test_corrupt_records_become_error_rows(tmp_path):

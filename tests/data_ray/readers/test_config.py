@@ -30,5 +30,7 @@ def test_shipped_ingest_configs_load_and_open_with_their_command(path):
 
 
 def test_unknown_key_is_rejected():
-    with pytest.raises(ConfigError, match="Unknown config key: sources.0.sampling"):
-        load_config(IngestConfig, None, ["output_dir=/tmp/x", "sources=[{kind: ptbxl, root: x, sampling: 100}]"])
+    with pytest.raises(ConfigError, match=r"Unknown config key: sources\.0\.sampling"):
+        load_config(
+            IngestConfig, None, ["output_dir=/tmp/x", "sources=[{kind: ptbxl, root: x, sampling: 100}]"]
+        )

@@ -8,7 +8,9 @@ from pulse.data_ray.readers.ecgqa import mark_missing_records, qa_row, qa_to_tab
 
 
 def test_bundled_subset_rows_and_splits():
-    rows = list(read_source(SourceConfig(kind="ecgqa", root="bundled:ecgqa", files=["qa_on_realdata_ptbxl_ids.json"])))
+    rows = list(
+        read_source(SourceConfig(kind="ecgqa", root="bundled:ecgqa", files=["qa_on_realdata_ptbxl_ids.json"]))
+    )
     assert len(rows) == 48 and all(r["error"] is None for r in rows)
     first = rows[0]
     assert first["question_id"] == 2471 and first["ecg_ids"] == [343, 6009]
@@ -27,7 +29,11 @@ def test_native_chunk_layout_and_limit():
 
 
 def test_join_marks_questions_whose_ecgs_were_not_ingested():
-    rows = [qa_row({"question_id": 1, "question": "q?", "answer": ["yes"], "ecg_id": [6009, 343]}, "x/test/1.json")]
+    rows = [
+        qa_row(
+            {"question_id": 1, "question": "q?", "answer": ["yes"], "ecg_id": [6009, 343]}, "x/test/1.json"
+        )
+    ]
     marked = mark_missing_records(rows, {"ptbxl/6009"})
     assert marked[0]["error"] == "missing_record: ptbxl/343 not ingested"
     assert split_of("ptbxl/paraphrased/valid/60000.json") == "val"

@@ -62,7 +62,11 @@ def test_hash_split_is_deterministic_and_80_10_10():
 
 def test_records_to_table_round_trips_signals_exactly():
     sig, leads, fs, _ = finish_signal(
-        np.random.default_rng(0).normal(size=(12, 50)), list(STANDARD_LEADS), 500, target_fs=None, max_nonfinite_fraction=0
+        np.random.default_rng(0).normal(size=(12, 50)),
+        list(STANDARD_LEADS),
+        500,
+        target_fs=None,
+        max_nonfinite_fraction=0,
     )
     good = make_record(
         record_id="x/1", dataset="ptbxl", split="train", fs=fs, lead_names=leads, signal=sig, source_path="p"

@@ -1,18 +1,20 @@
-"""Schema-exact SYNTHETIC CODE-15% and MIMIC-IV-ECG datasets, written per test session.
+"""Schema-exact SYNTHETIC CODE-15% and MIMIC-IV-ECG datasets for tests, demos and benchmarks.
 
-Neither dataset has a public sample (see pulse/assets/realdata/README.md), so these fixtures
-write small files in the exact native layouts (offline_data.md §1): the signals are synthetic
-sine waves, not ECGs. Every lead k (standard order) carries a DC offset of k * 0.1 mV so a test
-can tell where each lead ended up after reordering.
+Neither dataset has a public sample that may be redistributed, so :func:`write_mimic` and
+:func:`write_code15` write small files in the exact native layouts (file names, CSV columns,
+HDF5 datasets, WFDB headers, MIMIC's lead order): the signals are sine waves, NOT ECGs and not
+patient data. Every lead k (standard order) carries a DC offset of k * 0.1 mV so a test can tell
+where each lead ended up after reordering. Each dataset also contains the corrupt cases the
+readers must turn into error rows (documented per function).
 """
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from pulse.schema import STANDARD_LEADS
 
@@ -46,24 +48,27 @@ def write_mimic_record(folder: Path, study_id: int, signal_std: np.ndarray, nan_
         adc_gain=[200.0] * 12,
         baseline=[0] * 12,
         write_dir=str(folder),
-        base_time=__import__("datetime").time(13, 13, 0),
-        base_date=__import__("datetime").date(2180, 7, 3),
+        base_time=datetime.time(13, 13, 0),
+        base_date=datetime.date(2180, 7, 3),
     )
 
 
-@pytest.fixture(scope="session")
-def mimic_root(tmp_path_factory) -> Path:
-    """MIMIC-IV-ECG layout: record_list.csv, machine_measurements.csv, files/pNNNN/pNNNNNNNN/sNNNNNNNN/.
+def write_mimic(root: Path) -> Path:
+    """Write a MIMIC-IV-ECG layout under ``root``: record_list.csv, machine_measurements.csv, files/pNNNN/pNNNNNNNN/sNNNNNNNN/.
 
     Studies: 40000001 (normal), 40000002 (same subject, AF report), 40000003 (all samples
     missing -> nan_signal), 40000004 (listed, .dat absent -> missing_file).
     """
-    root = tmp_path_factory.mktemp("mimic-iv-ecg-synthetic")
+    root.mkdir(parents=True, exist_ok=True)
     rows, measurements = [], []
     studies = [(40000001, 10000032), (40000002, 10000032), (40000003, 10000117), (40000004, 10000118)]
     reports = {
         40000001: ["Sinus rhythm", "Normal ECG"],
-        40000002: ["Atrial fibrillation with rapid ventricular response", "Left axis deviation", "Abnormal ECG"],
+        40000002: [
+            "Atrial fibrillation with rapid ventricular response",
+            "Left axis deviation",
+            "Abnormal ECG",
+        ],
         40000003: ["Sinus bradycardia"],
         40000004: ["Sinus rhythm"],
     }
@@ -108,9 +113,8 @@ def mimic_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def code15_root(tmp_path_factory) -> Path:
-    """CODE-15% layout: exams.csv + exams_part0.hdf5 (tracings (N, 4096, 12) at 400 Hz, exam_id).
+def write_code15(root: Path) -> Path:
+    """Write a CODE-15% layout under ``root``: exams.csv + exams_part0.hdf5 (tracings (N, 4096, 12) at 400 Hz, exam_id).
 
     The part holds exams 103, 101, 105, 102 (not CSV order), a padding row (exam_id 0) and exam
     999 that exams.csv lacks. 101 is 10 s (4000 samples, 48 padding), 102 is 7 s (2800, 648 each
@@ -118,7 +122,7 @@ def code15_root(tmp_path_factory) -> Path:
     """
     import h5py
 
-    root = tmp_path_factory.mktemp("code15-synthetic")
+    root.mkdir(parents=True, exist_ok=True)
     order = [103, 101, 0, 105, 102, 999]
     lengths = {101: 4000, 102: 2800, 103: 4000, 999: 4000}
     tracings = np.zeros((len(order), 4096, 12), dtype=np.float32)

@@ -1,0 +1,214 @@
+"""Run the whole loop on the bundled real records, on an embedded local Ray.
+
+ingest → render → build → train → serve → ECGBench: each step is the same ``run(cfg)``
+as its own subcommand, loaded from the shipped config named here and wired to the
+previous step's output. Example: ``pulse demo output_dir=/tmp/pulse-demo train.overrides='[max_steps=4]'``.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import socket
+import tempfile
+import time
+from typing import Any, Literal
+
+from pydantic import Field
+
+from pulse import io
+from pulse.config import StrictModel, load_config, write_run_info
+from pulse.runtime import RayOptions, init_ray
+
+
+class StageRef(StrictModel):
+    """A step: the shipped config it starts from and extra overrides (``key.sub=value``)."""
+
+    config: str
+    overrides: list[str] = Field(default_factory=list)
+
+
+class DemoBench(StrictModel):
+    """The benchmark step: ECGBench-style items from the held-out split of the bundled records."""
+
+    split: Literal["train", "val", "test"] = "test"
+    max_items: int | None = Field(60, ge=1)
+    max_tokens: int = Field(24, ge=1)
+    mode: Literal["paper", "strict"] = "paper"
+    concurrency: int = Field(4, ge=1)
+
+
+class DemoConfig(StrictModel):
+    output_dir: str | None = None
+    """Where every step writes; ``null``: a new temp dir."""
+    ray: RayOptions = Field(default_factory=RayOptions)
+    ingest: StageRef = StageRef(config="ingest/bundled.yaml")
+    render: StageRef = StageRef(config="render/demo.yaml")
+    build: StageRef = StageRef(config="build/templates.yaml")
+    train: StageRef = StageRef(config="train/tiny-cpu.yaml")
+    serve: StageRef = StageRef(config="serve/demo.yaml")
+    bench: DemoBench = Field(default_factory=DemoBench)
+    model_name: str = "pulse-demo"
+
+
+CONFIG_CLASS = DemoConfig
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _step(title: str) -> float:
+    print(f"\n=== {title} ===", flush=True)
+    return time.time()
+
+
+def _stage(module_name: str, ref: StageRef, wiring: list[str]):
+    module = importlib.import_module(module_name)
+    cfg = load_config(module.CONFIG_CLASS, ref.config, wiring + ref.overrides)
+    return module, cfg
+
+
+def _ask_with_openai(base_url: str, model: str, image: bytes, question: str, max_tokens: int) -> str:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=base_url, api_key="unused-local")
+    url = "data:image/png;base64," + base64.b64encode(image).decode()
+    reply = client.chat.completions.create(
+        model=model,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": url}},
+                    {"type": "text", "text": question},
+                ],
+            }
+        ],
+        max_tokens=max_tokens,
+        temperature=0.0,
+    )
+    return reply.choices[0].message.content or ""
+
+
+def _benchmark(cfg: DemoConfig, out: str, base_url: str) -> list[dict[str, Any]]:
+    from pulse.ecgbench.own_items import build_items
+    from pulse.ecgbench.runner import EndpointConfig, read_answers, run_items
+    from pulse.ecgbench.score import score_items
+
+    items, subsets = build_items(io.join(out, "ingest"), io.join(out, "render"), split=cfg.bench.split)
+    if cfg.bench.max_items is not None:
+        items = items[: cfg.bench.max_items]
+    if not items:
+        print("no benchmark items (no labelled records with images in the split)")
+        return []
+    sample = items[0]
+    answer = _ask_with_openai(
+        base_url, cfg.model_name, sample["image"], sample["question"], cfg.bench.max_tokens
+    )
+    print(f"openai client → {sample['id']}\n  Q: {sample['question'][:160]!r}\n  A: {answer!r}")
+    endpoint = EndpointConfig(
+        name=cfg.model_name,
+        base_url=base_url,
+        model=cfg.model_name,
+        api_key_env=None,
+        max_tokens=cfg.bench.max_tokens,
+        max_concurrent_requests=cfg.bench.concurrency,
+    )
+    predictions_path = io.join(out, "ecgbench", "predictions.jsonl")
+    run_items(items, endpoint, predictions_path, progress=False)
+    predictions = list(read_answers(predictions_path).values())
+    results = []
+    for name, subset in sorted(subsets.items()):
+        gold = [item for item in items if item["subset"] == name]
+        if not gold:
+            continue
+        wanted = {item["id"] for item in gold}
+        preds = [p for p in predictions if p.get("question_id") in wanted]
+        result = score_items(subset, gold, preds, mode=cfg.bench.mode, allow_partial=True)
+        results.append({"question_type": subset.kind, **result})
+    io.write_text(io.join(out, "ecgbench", "results.json"), json.dumps(results, indent=2))
+    return results
+
+
+def _print_table(results: list[dict[str, Any]]) -> None:
+    print("\n| subset | type | n | AUC | F1 | HL | accuracy |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        cells = [r.get(k) for k in ("auc", "f1", "hamming_loss", "accuracy")]
+        text = ["" if v is None else f"{v:.1f}" for v in cells]
+        print(f"| {r['subset']} | {r['question_type']} | {r['n']} | " + " | ".join(text) + " |")
+
+
+def run(cfg: DemoConfig) -> int:
+    started = time.time()
+    out = cfg.output_dir or tempfile.mkdtemp(prefix="pulse-demo-")
+    print(f"pulse demo: writing everything under {out}")
+    init_ray(cfg.ray)
+    write_run_info(cfg, out, "demo")
+
+    t = _step("1/6 ingest: bundled real records → record Parquet")
+    module, stage_cfg = _stage("pulse.data_ray.ingest", cfg.ingest, [f"output_dir={io.join(out, 'ingest')}"])
+    module.run(stage_cfg)
+    print(f"({time.time() - t:.0f}s)")
+
+    t = _step("2/6 render: records → clean paper-ECG images (3x4 + II rhythm strip)")
+    module, stage_cfg = _stage(
+        "pulse.data_ray.render.job",
+        cfg.render,
+        [f"input_dir={io.join(out, 'ingest')}", f"output_dir={io.join(out, 'render')}"],
+    )
+    module.run(stage_cfg)
+    print(f"({time.time() - t:.0f}s)")
+
+    t = _step("3/6 build: template instructions (close-ended, 8-option MCQ, rhythm) → Parquet + LLaVA JSON")
+    module, stage_cfg = _stage(
+        "pulse.data_ray.build.job",
+        cfg.build,
+        [
+            f"records_dir={io.join(out, 'ingest')}",
+            f"images_dir={io.join(out, 'render')}",
+            f"output_dir={io.join(out, 'build')}",
+        ],
+    )
+    module.run(stage_cfg)
+    print(f"({time.time() - t:.0f}s)")
+
+    t = _step("4/6 train: tiny random LLaVA-NeXT, Ray Train with 2 workers, checkpoint + HF export")
+    module, stage_cfg = _stage(
+        "pulse.train_ray.job",
+        cfg.train,
+        [
+            "name=pulse-demo",
+            f"storage_path={io.join(out, 'train')}",
+            f"data.train_path={io.join(out, 'build', 'parquet', 'split=train')}",
+            f"export_dir={io.join(out, 'export')}",
+        ],
+    )
+    result = module.run(stage_cfg)
+    print(f"({time.time() - t:.0f}s)")
+
+    t = _step("5/6 serve: the export behind an OpenAI-compatible Ray Serve endpoint")
+    serve_module, serve_cfg = _stage(
+        "pulse.serve.job",
+        cfg.serve,
+        [
+            f"models=[{{name: {cfg.model_name}, checkpoint: '{result.export_dir}'}}]",
+            f"port={_free_port()}",
+        ],
+    )
+    base_url = serve_module.start(serve_cfg)
+    print(f"serving {cfg.model_name} at {base_url} ({time.time() - t:.0f}s)")
+
+    try:
+        t = _step("6/6 ECGBench: ask the endpoint about held-out records, score with the ECGBench rules")
+        results = _benchmark(cfg, out, base_url)
+        _print_table(results)
+        print(f"({time.time() - t:.0f}s)")
+    finally:
+        serve_module.stop(serve_cfg)
+    print(f"\npulse demo finished in {time.time() - started:.0f}s; outputs under {out}")
+    return 0
