@@ -144,7 +144,7 @@ class LocalMultiNodeCluster:
     def add_worker(self, name: str, num_cpus: int, resources: dict[str, float]) -> RayNode:
         return self._with_retry(lambda: self._add_worker(name, num_cpus, resources))
 
-    def _with_retry(self, start, attempts: int = 2) -> RayNode:
+    def _with_retry(self, start, attempts: int = 3) -> RayNode:
         """On a loaded host ``ray start`` itself can time out talking to a fresh GCS; try once more."""
         for attempt in range(attempts):
             try:

@@ -60,7 +60,8 @@ def test_multi_turn_labels_every_answer_and_no_question(processor):
 
 @pytest.mark.parametrize(
     ("size", "tiles", "image_tokens"),
-    [((110, 60), 3, 52), ((50, 100), 3, 56), ((80, 80), 5, 88)],
+    # 16 base tokens + unpadded tile grid + one newline per row (the padded 112x112 grid for 110x60)
+    [((110, 60), 5, 52), ((50, 100), 3, 56), ((80, 80), 5, 88), ((300, 60), 3, 34)],
 )
 def test_anyres_shapes_and_image_token_counts(processor, size, tiles, image_tokens):
     sample = encode_sample(processor, image(*size), SINGLE, max_length=512)

@@ -16,9 +16,11 @@ import random
 from functools import lru_cache
 from typing import Any
 
+import pyarrow as pa
+
 from pulse import io
 from pulse.config import PACKAGE_ROOT
-from pulse.data_ray.build.rows import conversation, instruction_row, shard_of
+from pulse.data_ray.build.rows import ROW_SCHEMA, conversation, instruction_row, shard_of
 
 OPTIONS_CSV = str(PACKAGE_ROOT / "assets" / "realdata" / "ecgqa" / "ptbxl" / "answers_for_each_template.csv")
 CLOSING = "Only answer based on the given Options without any explanation."
@@ -90,3 +92,9 @@ def ecgqa_row(qa: dict[str, Any], num_shards: int, seed: int = 0, options_csv: s
         generator=GENERATOR,
         conversations=conversation(text, ", ".join(answers)),
     )
+
+
+def ecgqa_batch(batch: pa.Table, num_shards: int, seed: int = 0) -> pa.Table:
+    """``map_batches`` form of :func:`ecgqa_row`, typed as :data:`ROW_SCHEMA`."""
+    rows = [ecgqa_row(qa, num_shards, seed) for qa in batch.to_pylist()]
+    return pa.Table.from_pylist(rows, schema=ROW_SCHEMA)

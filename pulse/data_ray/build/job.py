@@ -20,9 +20,10 @@ from pulse.config import write_run_info
 from pulse.data_ray.build import join
 from pulse.data_ray.build.balance import balance_row, cell_counts, keep_probabilities
 from pulse.data_ray.build.config import BuildConfig
-from pulse.data_ray.build.ecgqa import ecgqa_row
+from pulse.data_ray.build.ecgqa import ecgqa_batch
 from pulse.data_ray.build.faithfulness import check_row
-from pulse.data_ray.build.plan import Planner
+from pulse.data_ray.build.plan import plan_batch
+from pulse.data_ray.build.rows import map_rows
 from pulse.data_ray.build.stats import merge_markers, write_stats
 from pulse.data_ray.build.validate import validate_row
 from pulse.data_ray.build.write import ShardWriter, completed_shards, finalize_llava, image_item, row_item
@@ -45,14 +46,14 @@ def plan_rows(cfg: BuildConfig, done: set[int]):
         from pulse.data_ray.build.translate import translate
 
         records = translate(records, cfg.translate)
-    plan = records.flat_map(Planner, fn_constructor_args=(cfg,), concurrency=1)
+    plan = records.map_batches(plan_batch, batch_format="pyarrow", fn_kwargs={"cfg_json": cfg.model_dump_json()})
     qa = join.read_ecgqa(cfg.records_dir, cfg.storage) if cfg.include_ecgqa else None
     if qa is not None:
-        qa_rows = qa.map(lambda row: ecgqa_row(row, shards, cfg.seed))
+        qa_rows = qa.map_batches(ecgqa_batch, batch_format="pyarrow", fn_args=(shards, cfg.seed))
         plan = plan.union(qa_rows.filter(join.not_in_shards(done, shards)))
     plan = plan.materialize()
     probabilities = keep_probabilities(cell_counts(plan), cfg.balance.max_per_cell)
-    return plan.map(balance_row, fn_args=(probabilities, cfg.seed))
+    return map_rows(plan, balance_row, probabilities, cfg.seed)
 
 
 def instruction_rows(cfg: BuildConfig, plan):
@@ -62,9 +63,9 @@ def instruction_rows(cfg: BuildConfig, plan):
         from pulse.data_ray.build.synthesize import synthesize
 
         rows = synthesize(rows, cfg.synthesis)
-    rows = rows.map(validate_row)
+    rows = map_rows(rows, validate_row)
     if cfg.faithfulness.enabled:
-        rows = rows.map(check_row)
+        rows = map_rows(rows, check_row)
     if cfg.judge.enabled:
         from pulse.data_ray.build.judge import judge
 

@@ -10,11 +10,14 @@ converted separately (:mod:`ecgqa`).
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 from typing import Any
+
+import pyarrow as pa
 
 from pulse.data_ray.build.config import BuildConfig
 from pulse.data_ray.build.prompts import load_prompt_file
-from pulse.data_ray.build.rows import conversation, instruction_row, with_error
+from pulse.data_ray.build.rows import ROW_SCHEMA, conversation, instruction_row, with_error
 from pulse.data_ray.build.templates import TemplateBook, template_rows
 
 ENGLISH = "en"
@@ -100,3 +103,16 @@ class Planner:
                     )
                 )
         return rows
+
+
+@lru_cache(maxsize=4)
+def _planner(cfg_json: str) -> Planner:
+    return Planner(BuildConfig.model_validate_json(cfg_json))
+
+
+def plan_batch(batch: pa.Table, cfg_json: str) -> pa.Table:
+    """``map_batches`` form of :class:`Planner` (tasks, not actors: the setup is a few YAML reads,
+    cached per worker process)."""
+    planner = _planner(cfg_json)
+    out = [row for record in batch.to_pylist() for row in planner(record)]
+    return pa.Table.from_pylist(out, schema=ROW_SCHEMA)

@@ -11,6 +11,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import pyarrow as pa
+
+from pulse.schema import TURN_TYPE
+
 IMAGE_TOKEN = "<image>\n"
 
 RECORD_COLUMNS = ("record_id", "dataset", "split", "labels_std", "superclasses", "report", "report_lang", "error")
@@ -32,6 +36,28 @@ ROW_COLUMNS = (
     "context",
     "request",
 )
+
+ROW_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("record_id", pa.string()),
+        ("split", pa.string()),
+        ("shard", pa.int64()),
+        ("source", pa.string()),
+        ("task", pa.string()),
+        ("qtype", pa.string()),
+        ("generator", pa.string()),
+        ("conversations", pa.list_(TURN_TYPE)),
+        ("judge_score", pa.float64()),
+        ("judge_reason", pa.string()),
+        ("error", pa.string()),
+        ("labels_std", pa.list_(pa.string())),
+        ("superclasses", pa.list_(pa.string())),
+        ("context", pa.string()),
+        ("request", pa.string()),
+    ]
+)
+assert tuple(ROW_SCHEMA.names) == ROW_COLUMNS
 
 
 def stable_hash(text: str) -> int:
@@ -109,3 +135,12 @@ def human_text(row: dict[str, Any], turn: int = 0) -> str:
 
 def gpt_texts(row: dict[str, Any]) -> list[str]:
     return [t["value"] for t in row["conversations"] if t["from"] == "gpt"]
+
+
+def _apply_rows(batch: pa.Table, fn, *args: Any) -> pa.Table:
+    return pa.Table.from_pylist([fn(row, *args) for row in batch.to_pylist()], schema=ROW_SCHEMA)
+
+
+def map_rows(ds, fn, *args: Any):
+    """``ds.map(fn)`` for instruction rows, with blocks typed as :data:`ROW_SCHEMA` (no null-typed columns)."""
+    return ds.map_batches(_apply_rows, batch_format="pyarrow", fn_args=(fn, *args))

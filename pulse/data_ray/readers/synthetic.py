@@ -152,3 +152,19 @@ def write_code15(root: Path) -> Path:
         rows.append(row)
     pd.DataFrame(rows).to_csv(root / "exams.csv", index=False)
     return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pulse.data_ray.readers.synthetic DIR``: write DIR/mimic and DIR/code15."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("directory", type=Path)
+    args = parser.parse_args(argv)
+    print(write_mimic(args.directory / "mimic"))
+    print(write_code15(args.directory / "code15"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""Request validation: each protocol or limit violation is an APIError naming what was wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from pulse.serve.config import LimitsConfig
+from pulse.serve.protocol import APIError, chunk_body, completion_body, parse_chat_request
+
+LIMITS = LimitsConfig(max_images=2, max_tokens_cap=64, default_max_tokens=16, max_messages=4)
+IMG = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+
+
+def parse(**changes):
+    payload = {"model": "m", "messages": [{"role": "user", "content": [IMG, {"type": "text", "text": "Q?"}]}]}
+    payload.update(changes)
+    return parse_chat_request(payload, LIMITS, ["m"])
+
+
+def test_valid_request_becomes_template_messages_and_image_list():
+    req = parse(stop="###", temperature=0.5, seed=3, user="ignored-extra-field")
+    assert req.messages == [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q?"}]}]
+    assert req.image_urls == ["data:image/png;base64,AAAA"]
+    assert (req.max_tokens, req.stop, req.temperature, req.seed) == (16, ["###"], 0.5, 3)
+    assert req.request_id.startswith("chatcmpl-")
+
+
+def test_max_completion_tokens_is_honoured():
+    assert parse(max_completion_tokens=20).max_tokens == 20
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "fragment", "param"),
+    [
+        ({"model": "other"}, 404, "does not exist", "model"),
+        ({"max_tokens": 65}, 400, "cap of 64", "max_tokens"),
+        ({"max_tokens": 0}, 400, "max_tokens", "max_tokens"),
+        ({"temperature": 3}, 400, "temperature", "temperature"),
+        ({"messages": []}, 400, "messages", "messages"),
+        ({"messages": [{"role": "user", "content": [IMG, IMG, IMG]}]}, 400, "Too many images", "messages"),
+        ({"messages": [{"role": "user", "content": "hi"}] * 5}, 400, "Too many messages", "messages"),
+        ({"messages": [{"role": "assistant", "content": "hi"}]}, 400, "last message", "messages"),
+        ({"messages": [{"role": "assistant", "content": [IMG]}, {"role": "user", "content": "x"}]}, 400, "only accepted in user", "messages.0"),
+        ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, 400, "messages.0.content", None),
+        ({"stop": ["a", "b", "c", "d", "e"]}, 400, "stop", "stop"),
+        ({"n": 2}, 400, "n", "n"),
+    ],
+)
+def test_violations_raise_api_errors(changes, status, fragment, param):
+    with pytest.raises(APIError) as info:
+        parse(**changes)
+    assert info.value.status == status
+    assert fragment in info.value.message
+    if param is not None:
+        assert info.value.param == param
+
+
+def test_non_object_body_is_rejected():
+    with pytest.raises(APIError, match="JSON object"):
+        parse_chat_request([1, 2], LIMITS, ["m"])
+
+
+def test_error_body_is_openai_shaped():
+    body = APIError(413, "too big", code="body_too_large").body()
+    assert body == {"error": {"message": "too big", "type": "invalid_request_error", "param": None, "code": "body_too_large"}}
+
+
+def test_response_builders():
+    req = parse()
+    full = completion_body(req, "sinus rhythm", "stop", 10, 3)
+    assert full["choices"][0]["message"] == {"role": "assistant", "content": "sinus rhythm"}
+    assert full["usage"] == {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+    chunk = chunk_body(req, {"content": "si"})
+    assert chunk["object"] == "chat.completion.chunk" and chunk["choices"][0]["delta"] == {"content": "si"}

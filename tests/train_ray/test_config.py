@@ -1,0 +1,43 @@
+from pathlib import Path
+
+import pytest
+
+from pulse.config import ConfigError, load_config
+from pulse.train_ray.config import TrainConfig
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate_and_say_how_to_run(path):
+    cfg = load_config(TrainConfig, path)
+    assert path.read_text().startswith("# ") and "pulse train --config configs/train/" in path.read_text()
+    assert cfg.global_batch_size % (cfg.micro_batch_size * cfg.num_workers) == 0
+
+
+def test_pulse_7b_is_the_published_recipe():
+    cfg = load_config(TrainConfig, CONFIG_DIR / "pulse-7b.yaml")
+    assert (cfg.strategy, cfg.global_batch_size, cfg.epochs, cfg.lr, cfg.warmup_ratio) == ("zero2", 128, 3, 2e-5, 0.03)
+    assert cfg.trainable.vision_tower is False and cfg.trainable.language_model and cfg.bf16 is True
+    assert cfg.max_length == 4096 and cfg.gradient_checkpointing and cfg.schedule == "cosine"
+    assert cfg.model.expect["image_grid_pinpoints"] == [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("global_batch_size=6", "global_batch_size .6. must be a multiple of micro_batch_size"),
+        ("offload_optimizer=true", "offload_optimizer needs strategy=zero2 or zero3"),
+        ("model.patch_merge=flat", "patch_merge=flat is not supported"),
+        ("trainable.language_model=false", None),
+        ("strategy=fsdp", "strategy"),
+        ("lrr=1", "Unknown config key: lrr"),
+    ],
+)
+def test_bad_values_name_the_flag(override, message):
+    overrides = [override]
+    if override.startswith("trainable"):
+        overrides += ["trainable.projector=false", "trainable.vision_tower=false"]
+        message = "at least one of vision_tower, projector, language_model"
+    with pytest.raises(ConfigError, match=message):
+        load_config(TrainConfig, CONFIG_DIR / "tiny-cpu.yaml", overrides)
