@@ -22,14 +22,25 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import scipy.io  # noqa: E402
+import cv2
+import numpy as np
+import scipy.io
 
 cv2.setNumThreads(1)
 
 RECORDS = Path(__file__).resolve().parents[1] / "pulse" / "assets" / "realdata" / "cinc2021" / "records"
-NAMES = ("A0689", "A1041", "E00271", "E01137", "HR03961", "HR06000", "JS01048", "JS01560", "JS02990", "E03823")
+NAMES = (
+    "A0689",
+    "A1041",
+    "E00271",
+    "E01137",
+    "HR03961",
+    "HR06000",
+    "JS01048",
+    "JS01560",
+    "JS02990",
+    "E03823",
+)
 
 
 def load_records(n: int) -> list[dict]:

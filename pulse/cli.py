@@ -9,7 +9,9 @@ and ``main(args)`` instead.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import sys
 
 from pulse.config import ConfigError, load_config
@@ -31,6 +33,15 @@ CUSTOM_JOBS: dict[str, tuple[str, str]] = {
 }
 
 
+def module_docstring(module: str) -> str | None:
+    """A job module's docstring without importing it (keeps ``--help`` fast)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        return None
+    with open(spec.origin, encoding="utf-8") as handle:
+        return ast.get_docstring(ast.parse(handle.read()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulse",
@@ -39,10 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="job", metavar="JOB")
     for name, (module, summary) in CONFIG_JOBS.items():
+        try:
+            epilog = module_docstring(module)
+        except (ImportError, OSError, SyntaxError):
+            epilog = None
         job = sub.add_parser(
             name,
             help=summary,
-            description=summary + " Overrides: key.sub=value (YAML scalars); unknown keys are errors.",
+            description=summary + " Overrides: key.sub=value (YAML values; list items by index, e.g. "
+            "sources.0.limit=5); unknown keys are errors.",
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         job.add_argument("--config", "-c", help="YAML config (a path, or relative to the shipped configs/)")
         job.add_argument("--print-config", action="store_true", help="print the resolved config and exit")

@@ -54,16 +54,31 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
-    node = data
-    for part in path[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = {}
-            node[part] = child
-        if not isinstance(child, dict):
-            raise ConfigError(f"Unknown config key: {'.'.join(path)} ({part!r} is not a section)")
-        node = child
-    node[path[-1]] = value
+    """Set ``data[a][b][c] = value``; numeric parts index into lists (``sources.0.limit=5``)."""
+    node: Any = data
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        where = ".".join(path[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(
+                    f"Unknown config key: {'.'.join(path)} ({where} is not an index of the list)"
+                )
+            if last:
+                node[int(part)] = value
+                return
+            node = node[int(part)]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(
+                f"Unknown config key: {'.'.join(path)} ({'.'.join(path[:depth])} is not a section)"
+            )
+        if last:
+            node[part] = value
+            return
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
 
 
 def resolve_config_path(path: str | Path) -> str:

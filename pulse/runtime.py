@@ -20,8 +20,11 @@ class RayOptions(StrictModel):
 
 def init_ray(options: RayOptions | None = None):
     """Start or join Ray once per process; returns the ``ray`` module."""
+    import logging
+
     import ray
 
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     options = options or RayOptions()
     if ray.is_initialized():
         return ray
@@ -31,8 +34,11 @@ def init_ray(options: RayOptions | None = None):
         return ray
     num_cpus = options.num_cpus or max(4, 2 * (os.cpu_count() or 2))
     temp_dir = options.temp_dir or tempfile.mkdtemp(prefix="pulse-ray-", dir="/tmp")
+    # Workers inherit the driver's environment at start; pass what S3 access needs explicitly.
+    env_vars = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
     ray.init(
         num_cpus=num_cpus,
+        runtime_env={"env_vars": env_vars} if env_vars else None,
         include_dashboard=False,
         _temp_dir=temp_dir,
         log_to_driver=options.log_to_driver,

@@ -40,3 +40,21 @@ def test_run_info_written(tmp_path):
     write_run_info(Outer(), str(tmp_path), "unit")
     info = json.loads((tmp_path / "run_info.json").read_text())
     assert info["config"]["steps"] == 3 and "ray" in info["versions"]
+
+
+class Source(StrictModel):
+    kind: str
+    limit: int | None = None
+
+
+class WithList(StrictModel):
+    sources: list[Source]
+
+
+def test_list_index_override(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("sources:\n  - {kind: a}\n  - {kind: b}\n")
+    cfg = load_config(WithList, path, ["sources.1.limit=5"])
+    assert cfg.sources[1].limit == 5 and cfg.sources[0].limit is None
+    with pytest.raises(ConfigError, match="not an index"):
+        load_config(WithList, path, ["sources.7.limit=5"])

@@ -1,4 +1,4 @@
-"""Build docs/render/contact_sheet.png: a clean and a distorted render of every layout.
+"""Build docs/render/contact_sheet.jpg: a clean and a distorted render of every layout.
 
     python docs/render/make_contact_sheet.py
 
@@ -29,8 +29,8 @@ TILE_W = 800
 def tile(image: np.ndarray, caption: str) -> np.ndarray:
     h, w = image.shape[:2]
     small = cv2.resize(image, (TILE_W, round(h * TILE_W / w)), interpolation=cv2.INTER_AREA)
-    canvas = np.full((640, TILE_W + 20, 3), 255, np.uint8)
-    canvas[30 : 30 + min(small.shape[0], 600), 10 : 10 + TILE_W] = small[:600]
+    canvas = np.full((660, TILE_W + 20, 3), 255, np.uint8)
+    canvas[30 : 30 + min(small.shape[0], 625), 10 : 10 + TILE_W] = small[:625]
     cv2.putText(canvas, caption, (10, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
 
@@ -50,13 +50,13 @@ def main() -> None:
                 image_format="png" if clean else "jpeg",
             )
             out = Renderer(params).render(record, seed=100 + i)
-            fired = [k for k in out.distortions if k in params.distortions.model_fields]
+            fired = [k for k in out.distortions if k in type(params.distortions).model_fields]
             caption = f"{layout} {out.distortions['palette']} " + ("clean" if clean else ", ".join(fired))
             tiles.append(tile(decode_image(out.encoded), f"{record['record_id']}  {caption}"[:95]))
         rows.append(np.hstack(tiles))
     sheet = np.vstack(rows)
-    target = ROOT / "docs" / "render" / "contact_sheet.png"
-    cv2.imwrite(str(target), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    target = ROOT / "docs" / "render" / "contact_sheet.jpg"
+    cv2.imwrite(str(target), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
     print(f"wrote {target} ({sheet.shape[1]}x{sheet.shape[0]})")
 
 

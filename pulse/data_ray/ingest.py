@@ -222,9 +222,11 @@ def run(cfg: IngestConfig) -> StageSummary:
                 f"{d}={per_dataset[d]}" + (f"(+{per_dataset_errors[d]} err)" if per_dataset_errors[d] else "")
                 for d in sorted(set(per_dataset) | set(per_dataset_errors))
             ),
-            "ecgqa_rows": f"{sum(e is None for e in qa_errors)} ok, {sum(e is not None for e in qa_errors)} errors",
         },
     )
+    if qa_sources:
+        n_qa_ok = sum(e is None for e in qa_errors)
+        summary.extra["ecgqa_rows"] = f"{n_qa_ok} ok, {len(qa_errors) - n_qa_ok} errors"
     summary.print()
     return summary
 

@@ -107,6 +107,8 @@ def generate_local(
     Raises:
         LLMGenerationError: if any prompt failed; the message gives each failure.
     """
+    if not conversations:
+        return []
     requests = []
     for messages in conversations:
         request = make_request(messages, sampling_params or {})

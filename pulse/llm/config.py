@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
 
 from pulse.config import StrictModel
 
@@ -119,10 +119,19 @@ class VllmEngineConfig(StrictModel):
         return self
 
 
+def _engine_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("kind", "transformers")
+    return getattr(value, "kind", "transformers")
+
+
 EngineConfig = Annotated[
-    TransformersEngineConfig | HttpEngineConfig | VllmEngineConfig, Field(discriminator="kind")
+    Annotated[TransformersEngineConfig, Tag("transformers")]
+    | Annotated[HttpEngineConfig, Tag("http")]
+    | Annotated[VllmEngineConfig, Tag("vllm")],
+    Discriminator(_engine_kind),
 ]
-"""One of the three engine configs, chosen by its ``kind`` field."""
+"""One of the three engine configs, chosen by its ``kind`` field (default ``transformers``)."""
 
 _ENGINE_ADAPTER: TypeAdapter = TypeAdapter(EngineConfig)
 

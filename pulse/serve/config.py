@@ -20,6 +20,8 @@ class AutoscalingConfig(StrictModel):
     target_ongoing_requests: float = Field(4.0, gt=0)
     upscale_delay_s: float = Field(5.0, ge=0)
     downscale_delay_s: float = Field(60.0, ge=0)
+    look_back_period_s: float = Field(30.0, gt=0)
+    """window over which ongoing requests are averaged before a scaling decision."""
 
     @model_validator(mode="after")
     def _check_bounds(self) -> AutoscalingConfig:

@@ -89,7 +89,9 @@ def template_segments(processor, messages: list[dict[str, Any]]) -> list[tuple[s
         is_answer = messages[end - 1]["role"] == "assistant"
         # Text up to "ASSISTANT:" belongs to the prompt; the rest of the turn is the answer.
         if is_answer:
-            prompt = processor.apply_chat_template(messages[: end - 1], add_generation_prompt=True, tokenize=False)
+            prompt = processor.apply_chat_template(
+                messages[: end - 1], add_generation_prompt=True, tokenize=False
+            )
             segments.append(_suffix(rendered, prompt, "prompt"))
             rendered = prompt
         full = processor.apply_chat_template(messages[:end], tokenize=False)
@@ -131,13 +133,17 @@ def encode_sample(
         labels.extend([token if in_answer else IGNORE_INDEX] * repeat)
     image_positions = [i for i, t in enumerate(ids) if t == image_token_id]
     if len(image_positions) != n_image_tokens:
-        raise SampleError("template_error", f"{len(image_positions)} image tokens in text, expected {n_image_tokens}")
+        raise SampleError(
+            "template_error", f"{len(image_positions)} image tokens in text, expected {n_image_tokens}"
+        )
     truncated = False
     if len(ids) > max_length:
         if truncation == "drop":
             raise SampleError("too_long", f"{len(ids)} tokens > max_length {max_length}")
         if image_positions[-1] >= max_length or all(x == IGNORE_INDEX for x in labels[:max_length]):
-            raise SampleError("too_long", f"{len(ids)} tokens; the image or first answer ends past {max_length}")
+            raise SampleError(
+                "too_long", f"{len(ids)} tokens; the image or first answer ends past {max_length}"
+            )
         ids, labels, truncated = ids[:max_length], labels[:max_length], True
     return EncodedSample(
         input_ids=np.asarray(ids, dtype=np.int64),

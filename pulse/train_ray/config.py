@@ -141,7 +141,9 @@ class TrainConfig(StrictModel):
         if self.offload_optimizer and self.strategy == "ddp":
             raise ValueError("offload_optimizer needs strategy=zero2 or zero3")
         if not any(self.trainable.model_dump().values()):
-            raise ValueError("trainable: at least one of vision_tower, projector, language_model must be true")
+            raise ValueError(
+                "trainable: at least one of vision_tower, projector, language_model must be true"
+            )
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError("max_steps must be >= 1")
         if self.fault is not None and not 0 <= self.fault.rank < self.num_workers:

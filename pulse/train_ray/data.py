@@ -79,7 +79,9 @@ class EncodeInstructions:
             except SampleError as exc:
                 errors.append({"id": str(row.get("id")), "error": str(exc)})
             except Exception as exc:  # an unforeseen bad row must not kill a multi-hour run
-                errors.append({"id": str(row.get("id")), "error": f"encode_failed: {type(exc).__name__}: {exc}"})
+                errors.append(
+                    {"id": str(row.get("id")), "error": f"encode_failed: {type(exc).__name__}: {exc}"}
+                )
         if errors:
             self._write_errors(errors)
         return _columns(good)
@@ -89,7 +91,9 @@ class EncodeInstructions:
         digest = hashlib.sha1("\n".join(e["id"] for e in errors).encode()).hexdigest()[:16]
         table = pa.Table.from_pylist(errors, schema=ERROR_SCHEMA)
         self.errors_fs.create_dir(self.errors_dir, recursive=True)
-        pq.write_table(table, posixpath.join(self.errors_dir, f"errors-{digest}.parquet"), filesystem=self.errors_fs)
+        pq.write_table(
+            table, posixpath.join(self.errors_dir, f"errors-{digest}.parquet"), filesystem=self.errors_fs
+        )
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:

@@ -49,7 +49,9 @@ def model_from_checkpoint(folder: str | Path, dtype: torch.dtype | None = None):
     # lm_head may be tied to the embeddings and then legitimately absent from the state dict
     missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
     if missing or unexpected:
-        raise RuntimeError(f"checkpoint {folder} does not match its config: missing={missing} unexpected={unexpected}")
+        raise RuntimeError(
+            f"checkpoint {folder} does not match its config: missing={missing} unexpected={unexpected}"
+        )
     if (folder / "model_config" / "generation_config.json").exists():
         model.generation_config = GenerationConfig.from_pretrained(folder / "model_config")
     if dtype is None:

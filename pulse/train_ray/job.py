@@ -68,8 +68,14 @@ def _trainer(cfg: TrainConfig, processor, total_steps: int):
     fs, inner = io.filesystem(cfg.storage_path, cfg.storage)
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": cfg.model_dump(mode="json"), "processor": processor, "total_steps": total_steps},
-        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
+        train_loop_config={
+            "config": cfg.model_dump(mode="json"),
+            "processor": processor,
+            "total_steps": total_steps,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources
+        ),
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
         run_config=RunConfig(
             name=cfg.name,
@@ -117,7 +123,9 @@ def run(cfg: TrainConfig) -> TrainResult:
     metrics.update(_summarise(history))
     write_run_info(cfg, cfg.run_dir, "train", cfg.storage)
     skipped = skipped_by_reason(cfg.errors_dir, cfg.storage)
-    checkpoint_path = checkpoint.path if checkpoint is not None else None
+    checkpoint_path = None
+    if checkpoint is not None:
+        checkpoint_path = f"s3://{checkpoint.path}" if io.is_remote(cfg.storage_path) else checkpoint.path
     StageSummary(
         "train",
         rows_ok=int(metrics.get("steps", 0)) * cfg.global_batch_size,

@@ -63,7 +63,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train entry point; ``loop_config`` = {config, processor, total_steps}."""
     import ray.train
 
-    state = setup(TrainConfig.model_validate(loop_config["config"]), loop_config["processor"], loop_config["total_steps"])
+    state = setup(
+        TrainConfig.model_validate(loop_config["config"]),
+        loop_config["processor"],
+        loop_config["total_steps"],
+    )
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         load_checkpoint(state, checkpoint)
@@ -100,12 +104,14 @@ def setup(cfg: TrainConfig, processor, total_steps: int) -> WorkerState:
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     params = [p for p in model.parameters() if p.requires_grad]
-    warmup = int(round(cfg.warmup_ratio * total_steps))
+    warmup = round(cfg.warmup_ratio * total_steps)
     engine = None
     if cfg.strategy == "ddp":
         model = ray.train.torch.prepare_model(model, parallel_strategy="ddp")
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+        scheduler = get_scheduler(
+            cfg.schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps
+        )
     else:
         import deepspeed
 
@@ -115,7 +121,9 @@ def setup(cfg: TrainConfig, processor, total_steps: int) -> WorkerState:
             optimizer = DeepSpeedCPUAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, adamw_mode=True)
         else:
             optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+        scheduler = get_scheduler(
+            cfg.schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps
+        )
         engine, optimizer, _, scheduler = deepspeed.initialize(
             model=model.to(device),
             optimizer=optimizer,
@@ -124,7 +132,20 @@ def setup(cfg: TrainConfig, processor, total_steps: int) -> WorkerState:
         )
         model = engine
     tracker = Tracker(cfg.tracking, cfg.model_dump(mode="json"), enabled=rank == 0)
-    return WorkerState(cfg, processor, model, optimizer, scheduler, engine, device, bf16, total_steps, rank, world_size, tracker)
+    return WorkerState(
+        cfg,
+        processor,
+        model,
+        optimizer,
+        scheduler,
+        engine,
+        device,
+        bf16,
+        total_steps,
+        rank,
+        world_size,
+        tracker,
+    )
 
 
 def unwrap(state: WorkerState):
@@ -148,7 +169,7 @@ def _forward_backward(state: WorkerState, batch: dict[str, torch.Tensor], sync: 
         return float(loss.detach())
     no_sync = getattr(state.model, "no_sync", None)
     autocast = torch.autocast(state.device.type, dtype=torch.bfloat16) if state.bf16 else nullcontext()
-    with (nullcontext() if sync or no_sync is None else no_sync()), autocast:
+    with nullcontext() if sync or no_sync is None else no_sync(), autocast:
         loss = state.model(**batch).loss
         (loss / cfg.grad_accum_steps).backward()
     return float(loss.detach())
@@ -157,7 +178,9 @@ def _forward_backward(state: WorkerState, batch: dict[str, torch.Tensor], sync: 
 def _optimizer_step(state: WorkerState) -> None:
     if state.engine is not None:
         return
-    torch.nn.utils.clip_grad_norm_([p for p in state.model.parameters() if p.requires_grad], state.cfg.max_grad_norm)
+    torch.nn.utils.clip_grad_norm_(
+        [p for p in state.model.parameters() if p.requires_grad], state.cfg.max_grad_norm
+    )
     state.optimizer.step()
     state.scheduler.step()
     state.optimizer.zero_grad(set_to_none=True)
@@ -178,7 +201,9 @@ def train_epoch(state: WorkerState, shard) -> bool:
     cfg = state.cfg
     accum = cfg.grad_accum_steps
     batches = shard.iter_torch_batches(
-        batch_size=cfg.micro_batch_size, collate_fn=PadCollate(state.processor.tokenizer.pad_token_id), drop_last=True
+        batch_size=cfg.micro_batch_size,
+        collate_fn=PadCollate(state.processor.tokenizer.pad_token_id),
+        drop_last=True,
     )
     skip, group, steps_done = state.batches_in_epoch, [], 0
     started = time.perf_counter()
@@ -217,7 +242,9 @@ def train_epoch(state: WorkerState, shard) -> bool:
     return steps_done > 0 or skip > 0
 
 
-def _step_metrics(state: WorkerState, loss: float, tokens: int, samples: int, seconds: float) -> dict[str, Any]:
+def _step_metrics(
+    state: WorkerState, loss: float, tokens: int, samples: int, seconds: float
+) -> dict[str, Any]:
     totals = torch.tensor([loss, tokens, samples], dtype=torch.float64)
     if state.world_size > 1:
         torch.distributed.all_reduce(totals)
@@ -323,10 +350,14 @@ def load_checkpoint(state: WorkerState, checkpoint) -> None:
                     f"checkpoint was written by {info['world_size']} ZeRO ranks, this run has "
                     f"{state.world_size}; resume with num_workers={info['world_size']}"
                 )
-            state.engine.load_checkpoint(folder, tag=DS_TAG, load_optimizer_states=True, load_lr_scheduler_states=True)
+            state.engine.load_checkpoint(
+                folder, tag=DS_TAG, load_optimizer_states=True, load_lr_scheduler_states=True
+            )
         else:
             unwrap(state).load_state_dict(torch.load(Path(folder, "model.pt"), map_location=state.device))
-            state.optimizer.load_state_dict(torch.load(Path(folder, "optimizer.pt"), map_location=state.device))
+            state.optimizer.load_state_dict(
+                torch.load(Path(folder, "optimizer.pt"), map_location=state.device)
+            )
             state.scheduler.load_state_dict(torch.load(Path(folder, "scheduler.pt")))
     state.step = info["step"]
     state.epoch = info["epoch"]
@@ -334,4 +365,6 @@ def load_checkpoint(state: WorkerState, checkpoint) -> None:
     state.history = info["history"]
     state.resumed_from = state.step
     state.saved_step = state.step
-    print(f"[pulse.train] rank {state.rank}: resumed from step {state.step} (epoch {state.epoch})", flush=True)
+    print(
+        f"[pulse.train] rank {state.rank}: resumed from step {state.step} (epoch {state.epoch})", flush=True
+    )

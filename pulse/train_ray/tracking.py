@@ -17,12 +17,16 @@ def check_tracking_available(cfg: TrackingConfig) -> None:
         try:
             import mlflow  # noqa: F401
         except ImportError:
-            raise ImportError("tracking.mlflow_tracking_uri is set but mlflow is not installed: pip install mlflow") from None
+            raise ImportError(
+                "tracking.mlflow_tracking_uri is set but mlflow is not installed: pip install mlflow"
+            ) from None
     if cfg.tensorboard_dir:
         try:
             import tensorboardX  # noqa: F401
         except ImportError:
-            raise ImportError("tracking.tensorboard_dir is set but tensorboardX is not installed: pip install tensorboardX") from None
+            raise ImportError(
+                "tracking.tensorboard_dir is set but tensorboardX is not installed: pip install tensorboardX"
+            ) from None
 
 
 class Tracker:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -15,7 +12,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from multinode import LocalMultiNodeCluster
 
-REPO = Path(__file__).resolve().parents[2]
 WORKER_GROUP = "pulse_cpu"
 
 
@@ -31,28 +27,11 @@ def two_node_cluster():
         cluster.shutdown()
 
 
-def pulse_submit(
-    cluster: LocalMultiNodeCluster, *args: str, timeout: float = 600
-) -> subprocess.CompletedProcess:
-    """Run the real ``pulse submit`` CLI against the cluster (token from RAY_AUTH_TOKEN)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH"))}
-    env["RAY_AUTH_TOKEN"] = cluster.auth_token or ""
-    command = [sys.executable, "-m", "pulse.cli", "submit", *args, "--address", cluster.dashboard_url]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
-
-
-def job_client(cluster: LocalMultiNodeCluster):
-    from ray.job_submission import JobSubmissionClient
-
-    return JobSubmissionClient(cluster.dashboard_url, headers=cluster.headers())
-
-
-def wait_for_job(cluster: LocalMultiNodeCluster, job_id: str, timeout: float = 400) -> str:
-    client = job_client(cluster)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = str(client.get_job_status(job_id)).rsplit(".", 1)[-1]
-        if status in {"SUCCEEDED", "FAILED", "STOPPED"}:
-            return status
-        time.sleep(1)
-    raise TimeoutError(f"job {job_id} still running after {timeout}s:\n{client.get_job_logs(job_id)[-4000:]}")
+@pytest.fixture
+def cluster(two_node_cluster):
+    """The shared cluster with a live worker-group node (a test that killed one gets a new one)."""
+    if not two_node_cluster.nodes[-1].alive() or two_node_cluster.nodes[-1].name == "head":
+        two_node_cluster.add_worker(
+            f"worker{len(two_node_cluster.nodes)}", num_cpus=2, resources={WORKER_GROUP: 2}
+        )
+    return two_node_cluster

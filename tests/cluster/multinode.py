@@ -18,12 +18,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 
 import psutil
 import requests
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # GCS notices a killed node within ~3 s instead of the default ~30 s.
 FAST_FAILURE_DETECTION = {
@@ -111,7 +114,8 @@ class LocalMultiNodeCluster:
         temp_dir = tempfile.mkdtemp(prefix=f"{name}-", dir=self.root)
         log_path = temp_dir + ".log"
         command = [
-            shutil.which("ray") or "ray",
+            sys.executable,
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_start.py"),
             "start",
             "--block",
             "--node-ip-address=127.0.0.1",
@@ -237,3 +241,30 @@ def _matches(info: dict, node: RayNode) -> bool:
 def _tail(path: str, chars: int = 3000) -> str:
     with open(path) as log:
         return log.read()[-chars:]
+
+
+def pulse_submit(
+    cluster: LocalMultiNodeCluster, *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run the real ``pulse submit`` CLI against the cluster (token from RAY_AUTH_TOKEN)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH"))}
+    env["RAY_AUTH_TOKEN"] = cluster.auth_token or ""
+    command = [sys.executable, "-m", "pulse.cli", "submit", *args, "--address", cluster.dashboard_url]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+
+
+def job_client(cluster: LocalMultiNodeCluster):
+    from ray.job_submission import JobSubmissionClient
+
+    return JobSubmissionClient(cluster.dashboard_url, headers=cluster.headers())
+
+
+def wait_for_job(cluster: LocalMultiNodeCluster, job_id: str, timeout: float = 400) -> str:
+    client = job_client(cluster)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = str(client.get_job_status(job_id)).rsplit(".", 1)[-1]
+        if status in {"SUCCEEDED", "FAILED", "STOPPED"}:
+            return status
+        time.sleep(1)
+    raise TimeoutError(f"job {job_id} still running after {timeout}s:\n{client.get_job_logs(job_id)[-4000:]}")

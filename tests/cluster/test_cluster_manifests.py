@@ -55,8 +55,13 @@ def test_rayservice_serve_config_is_the_serve_yaml():
     assert app["name"] == serve_cfg.app_name and app["route_prefix"] == serve_cfg.route_prefix
     assert app["import_path"] == "ray.serve.llm:build_openai_app"
     (llm,) = app["args"]["llm_configs"]
-    assert llm["model_loading_config"] == {"model_id": "pulse-7b", "model_source": serve_cfg.models[0].checkpoint}
-    assert llm["deployment_config"]["autoscaling_config"]["max_replicas"] == serve_cfg.autoscaling.max_replicas
+    assert llm["model_loading_config"] == {
+        "model_id": "pulse-7b",
+        "model_source": serve_cfg.models[0].checkpoint,
+    }
+    assert (
+        llm["deployment_config"]["autoscaling_config"]["max_replicas"] == serve_cfg.autoscaling.max_replicas
+    )
 
 
 def test_rayservice_llm_configs_validate_against_ray_llmconfig():

@@ -13,7 +13,9 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 
 
 def pin(name: str) -> str:
-    return next(d for d in PYPROJECT["dependencies"] if re.match(rf"{re.escape(name)}(\[.*\])?==", d)).split("==")[1]
+    return next(d for d in PYPROJECT["dependencies"] if re.match(rf"{re.escape(name)}(\[.*\])?==", d)).split(
+        "=="
+    )[1]
 
 
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cuda"])

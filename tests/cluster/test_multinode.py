@@ -15,7 +15,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import job_client, pulse_submit, wait_for_job
+from multinode import job_client, pulse_submit, wait_for_job
 
 from pulse import io
 
@@ -69,8 +69,7 @@ def kill_worker_when_busy(cluster, job_id: str, task_marker: str, timeout: float
     raise TimeoutError(f"no {task_marker} work on the worker node within {timeout}s")
 
 
-def test_ingest_then_render_spread_over_both_nodes_and_survive_losing_one(two_node_cluster, s3_bucket):
-    cluster = two_node_cluster
+def test_ingest_then_render_spread_over_both_nodes_and_survive_losing_one(cluster, s3_bucket):
     ingest_dir, render_dir = f"{s3_bucket}/ingest", f"{s3_bucket}/render"
 
     ingest = pulse_submit(
@@ -107,4 +106,131 @@ def test_ingest_then_render_spread_over_both_nodes_and_survive_losing_one(two_no
     assert sorted(rendered) == sorted(r["record_id"] for r in records), "every record exactly once"
     assert not [e for e in errors if re.search(r"node|worker|actor", e["error"] or "", re.I)]
     assert f"[render] ok={len(images)}" in logs
-    assert [n["node_id"] for n in cluster.alive_nodes()] == [head.node_id], "the worker node is gone"
+    assert worker.node_id not in {n["node_id"] for n in cluster.alive_nodes()}, "the worker node is gone"
+
+
+def write_converted_gold(root: str, subset: str, n: int) -> None:
+    """An ECGBench subset in the converted JSON layout (``<root>/<subset>.json`` + images) on S3."""
+    import io as stdio
+    import json
+
+    from PIL import Image
+
+    items = []
+    for i in range(n):
+        buffer = stdio.BytesIO()
+        Image.new("RGB", (16, 16), (i, 200, 200)).save(buffer, format="PNG")
+        io.write_bytes(io.join(root, "images", f"{i}.png"), buffer.getvalue())
+        question = "<image>\nWhich rhythm?\nA. NORM\nB. AF\nC. ...\nH. SB"
+        conversations = [{"from": "human", "value": question}, {"from": "gpt", "value": "A. NORM"}]
+        items.append({"id": f"item-{i}", "image": f"images/{i}.png", "conversations": conversations})
+    io.write_text(io.join(root, f"{subset}.json"), json.dumps(items))
+
+
+def test_ecgbench_sweep_spreads_its_clients_and_survives_losing_a_node(cluster, s3_bucket):
+    """The endpoint is a small OpenAI-compatible HTTP server in this process (tests/ecgbench/chat_server.py),
+    standing in for the model endpoint a sweep queries; the client side under test is pulse's own."""
+    import json
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ecgbench"))
+    from chat_server import ChatServer
+
+    n_items = 40
+    gold, out = f"{s3_bucket}/ecgbench", f"{s3_bucket}/sweep"
+    write_converted_gold(gold, "g12-test-no-cot", n_items)
+
+    def slow_answer(messages):
+        time.sleep(0.25)  # keeps the sweep running long enough to lose a node in the middle
+        return "A"
+
+    with ChatServer(slow_answer) as server:
+        endpoint = {
+            "name": "stand-in", "base_url": server.base_url, "model": "m", "api_key_env": None,
+            "max_tokens": 8, "concurrency": 2, "max_concurrent_requests": 2, "batch_size": 2,
+        }  # fmt: skip
+        config = {
+            "output_dir": out, "gold": gold, "subsets": ["g12-test-no-cot"], "allow_partial": True,
+            "plots": False, "models": [endpoint],
+        }  # fmt: skip
+        io.write_text(f"{s3_bucket}/sweep.yaml", yaml.safe_dump(config))
+        sweep = pulse_submit(
+            cluster,
+            "ecgbench_sweep",
+            "--config",
+            f"{s3_bucket}/sweep.yaml",
+            "--pip",
+            "none",
+            "--no-follow",
+            *S3_ENV,
+        )
+        assert sweep.returncode == 0, sweep.stderr[-4000:]
+        job_id = submitted_job_id(sweep.stdout)
+        kill_worker_when_busy(cluster, job_id, "HttpBatchUDF")
+        status = wait_for_job(cluster, job_id)
+    logs = job_client(cluster).get_job_logs(job_id)
+    assert status == "SUCCEEDED", logs[-4000:]
+
+    tasks = [t for t in cluster.job_tasks(job_id) if "HttpBatchUDF" in t["name"]]
+    head, worker = cluster.nodes[0], cluster.nodes[-1]
+    assert {head.node_id, worker.node_id} <= {t["node_id"] for t in tasks if t["state"] == "FINISHED"}
+    predictions = io.read_text(f"{out}/predictions/stand-in/g12-test-no-cot.jsonl").splitlines()
+    rows = [json.loads(line) for line in predictions]
+    assert sorted(r["question_id"] for r in rows) == sorted(f"item-{i}" for i in range(n_items))
+    assert not [r for r in rows if r["metadata"].get("error")], "no item lost with the node"
+    results = json.loads(io.read_text(f"{out}/results.json"))["results"]
+    assert {r["subset"] for r in results} == {"g12-test-no-cot"}
+
+
+def test_two_worker_train_spreads_and_resumes_after_losing_a_node(cluster, s3_bucket):
+    """A 2-worker DDP run: one worker per node, then the worker node dies and training resumes on the head.
+
+    Ray Train places its workers with PACK, so a placeholder job holds 1.5 of the head's 3 CPUs at
+    the start (forcing one training worker onto the worker node) and is stopped right after the
+    node dies, as an autoscaler would add capacity; the restarted group then fits on the head.
+    """
+    from pulse.train_ray.synthetic import heart_rate_rows, write_instruction_parquet
+
+    head, worker = cluster.nodes[0], cluster.nodes[-1]
+    data, storage = f"{s3_bucket}/hr/train", f"{s3_bucket}/train"
+    write_instruction_parquet(heart_rate_rows(32, seed=0), data)
+    client = job_client(cluster)
+    placeholder = client.submit_job(
+        entrypoint="sleep 900",
+        entrypoint_num_cpus=1.5,
+        entrypoint_resources={"node:__internal_head__": 0.001},
+    )
+    try:
+        train = pulse_submit(
+            cluster, "train", "--config", "configs/train/tiny-cpu.yaml", "--pip", "none", "--no-follow", *S3_ENV,
+            f"storage_path={storage}", f"data.train_path={data}", "cpus_per_worker=1", "max_failures=2",
+            "max_steps=8", "checkpoint_every=4", "global_batch_size=4", "micro_batch_size=2",
+        )  # fmt: skip
+        assert train.returncode == 0, train.stderr[-4000:]
+        job_id = submitted_job_id(train.stdout)
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline:
+            status = str(client.get_job_status(job_id)).rsplit(".", 1)[-1]
+            assert status in {"PENDING", "RUNNING"}, client.get_job_logs(job_id)[-4000:]
+            workers = {t["node_id"] for t in cluster.job_tasks(job_id) if "RayTrainWorker" in t["name"]}
+            checkpoints = [p for p in io.list_files(f"{storage}/tiny-cpu") if "/checkpoint_" in p]
+            if {head.node_id, worker.node_id} <= workers and checkpoints:
+                break
+            time.sleep(1)
+        else:
+            raise TimeoutError(
+                f"no checkpoint with workers on both nodes:\n{client.get_job_logs(job_id)[-4000:]}"
+            )
+        worker.kill()
+    finally:
+        client.stop_job(placeholder)
+    status = wait_for_job(cluster, job_id, timeout=500)
+    logs = client.get_job_logs(job_id)
+    assert status == "SUCCEEDED", logs[-4000:]
+    resumed = re.search(r"resumed_from_step: (-?\d+)", logs)
+    assert resumed and int(resumed.group(1)) >= 4, logs[-3000:]
+    assert re.search(r"steps: 8\b", logs)
+    assert io.list_files(f"{storage}/tiny-cpu/export", "*.safetensors")

@@ -25,7 +25,7 @@ def test_entrypoint_runs_the_job_script_with_config_relative_to_working_dir():
         "python",
         "jobs/ingest.py",
         "--config",
-        "pulse/configs/ingest/bundled.yaml",
+        "configs/ingest/bundled.yaml",
         "limit=5",
         "a.b=x y",
     ]
@@ -33,7 +33,7 @@ def test_entrypoint_runs_the_job_script_with_config_relative_to_working_dir():
 
 def test_shipped_config_names_and_remote_configs():
     shipped = build_submission("ingest", "configs/ingest/bundled.yaml", [])
-    assert "--config pulse/configs/ingest/bundled.yaml" in shipped.entrypoint
+    assert "--config configs/ingest/bundled.yaml" in shipped.entrypoint
     remote = build_submission("render", "s3://bucket/render.yaml", [])
     assert "--config s3://bucket/render.yaml" in remote.entrypoint
 
@@ -68,7 +68,7 @@ def test_installed_metadata_gives_the_same_pins_without_a_pyproject(tmp_path):
 def test_unknown_job_and_foreign_working_dir(tmp_path):
     with pytest.raises(ConfigError, match="Unknown job"):
         build_submission("deploy", None, [])
-    with pytest.raises(ConfigError, match="no jobs/render.py"):
+    with pytest.raises(ConfigError, match=r"no jobs/render\.py"):
         build_submission("render", None, [], working_dir=tmp_path)
 
 
@@ -110,7 +110,17 @@ def test_env_flags(monkeypatch):
 def test_cli_rejects_a_bad_override_without_contacting_a_cluster(capsys):
     from pulse.cli import main
 
-    code = main(["submit", "ingest", "-c", "configs/ingest/bundled.yaml", "--address", "http://127.0.0.1:9", "bogus=1"])
+    code = main(
+        [
+            "submit",
+            "ingest",
+            "-c",
+            "configs/ingest/bundled.yaml",
+            "--address",
+            "http://127.0.0.1:9",
+            "bogus=1",
+        ]
+    )
     assert code == 2
     assert "Unknown config key: bogus" in capsys.readouterr().err
 

@@ -116,7 +116,9 @@ class StubOpenAIServer:
             {
                 "id": "cmpl-stub",
                 "object": "chat.completion",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                ],
                 "usage": {"prompt_tokens": 7, "completion_tokens": len(text.split())},
             }
         )

@@ -6,8 +6,7 @@ import importlib.util
 
 import pytest
 
-from pulse.llm import TransformersEngineConfig, generate_local
-from pulse.llm import smollm2
+from pulse.llm import TransformersEngineConfig, generate_local, smollm2
 
 
 def test_missing_package_names_the_install_command(monkeypatch):

@@ -122,7 +122,12 @@ def test_apply_llm_runs_batched_in_ray_data(ray_session, tiny_engine):
         return {"i": row["i"], "text": row["generated_text"], "error": row["llm_error"], **row["usage"]}
 
     cfg = TransformersEngineConfig(model_source="tiny-random", batch_size=4, num_cpus=1)
-    rows = sorted(apply_llm(ray.data.from_items([{"i": i} for i in range(10)]), cfg, preprocess, postprocess).take_all(), key=lambda r: r["i"])
+    rows = sorted(
+        apply_llm(
+            ray.data.from_items([{"i": i} for i in range(10)]), cfg, preprocess, postprocess
+        ).take_all(),
+        key=lambda r: r["i"],
+    )
     assert [r["i"] for r in rows] == list(range(10))
     assert rows[3]["error"] == "preprocess_error: KeyError('report')" and rows[3]["text"] is None
     expected = tiny_engine.generate([ChatRequest(user(q), SamplingParams(max_tokens=5)) for q in QUESTIONS])

@@ -13,7 +13,6 @@ import sys
 import pytest
 from ray import cloudpickle
 
-from pulse.config import ConfigError
 from pulse.llm import VllmEngineConfig, parse_engine_config
 from pulse.llm.vllm_engine import build_vllm_config, vllm_request_row, vllm_row_to_contract
 

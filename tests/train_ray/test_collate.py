@@ -54,7 +54,9 @@ def test_single_turn_labels_only_the_answer(processor):
 def test_multi_turn_labels_every_answer_and_no_question(processor):
     sample = encode_sample(processor, image(220, 170), MULTI, max_length=512)
     assert answer_text(processor, sample) == " sinus rhythm</s> yes</s>"
-    labelled = processor.tokenizer.decode([t for t, lab in zip(sample.input_ids, sample.labels, strict=True) if lab == IGNORE_INDEX])
+    labelled = processor.tokenizer.decode(
+        [t for t, lab in zip(sample.input_ids, sample.labels, strict=True) if lab == IGNORE_INDEX]
+    )
     assert "Is it regular?" in labelled and "sinus" not in labelled.split("ASSISTANT:")[-1]
 
 
@@ -72,7 +74,10 @@ def test_anyres_shapes_and_image_token_counts(processor, size, tiles, image_toke
 
 
 def test_padded_batch_runs_through_the_model(processor):
-    samples = [encode_sample(processor, image(w, h, i), conv, 512).__dict__ for i, (w, h, conv) in enumerate([(110, 60, SINGLE), (80, 80, MULTI), (50, 100, SINGLE)])]
+    samples = [
+        encode_sample(processor, image(w, h, i), conv, 512).__dict__
+        for i, (w, h, conv) in enumerate([(110, 60, SINGLE), (80, 80, MULTI), (50, 100, SINGLE)])
+    ]
     batch = pad_batch(samples, processor.tokenizer.pad_token_id)
     longest = max(len(s["input_ids"]) for s in samples)
     assert batch["input_ids"].shape == (3, longest)
@@ -105,7 +110,10 @@ def test_truncation_never_cuts_image_tokens(processor):
         ([{"from": "human", "value": "no image here"}, {"from": "gpt", "value": "x"}], "missing_image_token"),
         ([{"from": "human", "value": "<image>\nq"}, {"from": "human", "value": "q2"}], "bad_conversation"),
         ([{"from": "human", "value": "<image>\nq"}], "bad_conversation"),
-        ([{"from": "human", "value": "<image>\nq <image>"}, {"from": "gpt", "value": "a"}], "extra_image_token"),
+        (
+            [{"from": "human", "value": "<image>\nq <image>"}, {"from": "gpt", "value": "a"}],
+            "extra_image_token",
+        ),
         ([{"from": "system", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}], "bad_conversation"),
         ([], "bad_conversation"),
     ],

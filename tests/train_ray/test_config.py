@@ -17,10 +17,22 @@ def test_shipped_configs_validate_and_say_how_to_run(path):
 
 def test_pulse_7b_is_the_published_recipe():
     cfg = load_config(TrainConfig, CONFIG_DIR / "pulse-7b.yaml")
-    assert (cfg.strategy, cfg.global_batch_size, cfg.epochs, cfg.lr, cfg.warmup_ratio) == ("zero2", 128, 3, 2e-5, 0.03)
+    assert (cfg.strategy, cfg.global_batch_size, cfg.epochs, cfg.lr, cfg.warmup_ratio) == (
+        "zero2",
+        128,
+        3,
+        2e-5,
+        0.03,
+    )
     assert cfg.trainable.vision_tower is False and cfg.trainable.language_model and cfg.bf16 is True
     assert cfg.max_length == 4096 and cfg.gradient_checkpointing and cfg.schedule == "cosine"
-    assert cfg.model.expect["image_grid_pinpoints"] == [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
+    assert cfg.model.expect["image_grid_pinpoints"] == [
+        [336, 672],
+        [672, 336],
+        [672, 672],
+        [1008, 336],
+        [336, 1008],
+    ]
 
 
 @pytest.mark.parametrize(

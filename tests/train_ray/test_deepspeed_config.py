@@ -13,7 +13,9 @@ def test_zero2_matches_pulse_recipe_and_batch_arithmetic():
     cfg = make(strategy="zero2", num_workers=8, global_batch_size=128, micro_batch_size=2)
     ds = deepspeed_config(cfg, bf16=True)
     assert ds["gradient_accumulation_steps"] == 8
-    assert ds["train_batch_size"] == ds["train_micro_batch_size_per_gpu"] * 8 * ds["gradient_accumulation_steps"]
+    assert (
+        ds["train_batch_size"] == ds["train_micro_batch_size_per_gpu"] * 8 * ds["gradient_accumulation_steps"]
+    )
     zero = ds["zero_optimization"]
     assert zero["stage"] == 2 and zero["overlap_comm"] is False and zero["reduce_bucket_size"] == 2e8
     assert "offload_optimizer" not in zero and "optimizer" not in ds  # no fused_adam JIT

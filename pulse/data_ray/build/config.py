@@ -105,6 +105,9 @@ class WriteConfig(StrictModel):
     num_shards: int = Field(4, ge=1)
     """Shards per split; a record's instructions all land in shard ``hash(record_id) % num_shards``."""
     llava: bool = True
+    shuffle: Literal["hash", "sort"] = "hash"
+    """How rows meet their shard: Ray's hash shuffle (aggregator actors; the default at scale) or a
+    sort-based shuffle (tasks only; starts faster on small or crowded clusters)."""
     resume: bool = True
     """Skip shards already written by an earlier (interrupted) run of the same output."""
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pulse import io
 from pulse.config import PACKAGE_ROOT
-from pulse.data_ray.build.rows import ROW_SCHEMA, conversation, instruction_row, shard_of
+from pulse.data_ray.build.rows import ROW_SCHEMA, conversation, instruction_row, shard_of, stable_hash
 
 OPTIONS_CSV = str(PACKAGE_ROOT / "assets" / "realdata" / "ecgqa" / "ptbxl" / "answers_for_each_template.csv")
 CLOSING = "Only answer based on the given Options without any explanation."
@@ -61,7 +61,9 @@ def ecgqa_row(qa: dict[str, Any], num_shards: int, seed: int = 0, options_csv: s
         "dataset": "ecgqa",
     }
     task = TASK_BY_ATTRIBUTE.get(qa.get("attribute_type") or "", "morphology")
-    key = f"ecgqa:{qa.get('sample_id')}:{qa.get('question_id')}"
+    # Template and paraphrased releases share sample and question ids; the wording tells them apart.
+    wording = f"{stable_hash(qa.get('question') or ''):016x}"[:8]
+    key = f"ecgqa:{qa.get('sample_id')}:{qa.get('question_id')}:{wording}"
 
     def error(reason: str, detail: str) -> dict[str, Any]:
         return instruction_row(

@@ -52,8 +52,19 @@ def plan_rows(cfg: BuildConfig, done: set[int]):
         qa_rows = qa.map_batches(ecgqa_batch, batch_format="pyarrow", fn_args=(shards, cfg.seed))
         plan = plan.union(qa_rows.filter(join.not_in_shards(done, shards)))
     plan = plan.materialize()
-    probabilities = keep_probabilities(cell_counts(plan), cfg.balance.max_per_cell)
+    probabilities = keep_probabilities(plan_counts(cfg, plan, resuming=bool(done)), cfg.balance.max_per_cell)
     return map_rows(plan, balance_row, probabilities, cfg.seed)
+
+
+def plan_counts(cfg: BuildConfig, plan, resuming: bool) -> dict[str, int]:
+    """Planned rows per cell of the whole build: counted on the first run and kept in ``_progress/``,
+    so a resumed run (which plans only the unfinished shards) balances with the same probabilities."""
+    path = io.join(cfg.output_dir, "_progress", "plan_counts.json")
+    if resuming and io.exists(path, cfg.storage):
+        return json.loads(io.read_text(path, cfg.storage))
+    counts = cell_counts(plan)
+    io.write_text(path, json.dumps(counts), cfg.storage)
+    return counts
 
 
 def instruction_rows(cfg: BuildConfig, plan):
@@ -85,6 +96,10 @@ def write_shards(cfg: BuildConfig, rows, wanted_records: set[str]) -> list[dict]
         "llava": cfg.write.llava,
         "dedupe": {"threshold": cfg.dedupe.threshold, "k": cfg.dedupe.shingle} if cfg.dedupe.enabled else None,
     }
+    if cfg.write.shuffle == "sort":
+        from ray.data.context import ShuffleStrategy
+
+        items.context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED  # this dataset's own copy
     written = items.groupby("shard", num_partitions=max(1, min(shards, 32))).map_groups(
         write_group, batch_format="pyarrow", fn_kwargs=writer_kwargs
     )

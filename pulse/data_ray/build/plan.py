@@ -75,8 +75,9 @@ class Planner:
             )
         if "synthesis" in generators:
             types = self.cfg.synthesis.task_types
+            offset = rng.randrange(len(types))  # a record asks for distinct types, from a seeded start
             for index in range(self.cfg.synthesis.per_record):
-                task_type = types[(index + rng.randrange(len(types))) % len(types)]
+                task_type = types[(index + offset) % len(types)]
                 aspect = rng.choice(list(self.synthesis["aspects"]))
                 rows.append(
                     instruction_row(

@@ -193,7 +193,10 @@ _SAMPLERS = {
         "sigma": _uniform(rng, op.sigma, 2),
         "offset": [int(rng.integers(1 << 16)), int(rng.integers(1 << 16))],
     },
-    "salt_pepper": lambda op, rng: {"amount": _uniform(rng, op.amount, 5), "seed": int(rng.integers(1 << 31))},
+    "salt_pepper": lambda op, rng: {
+        "amount": _uniform(rng, op.amount, 5),
+        "seed": int(rng.integers(1 << 31)),
+    },
     "jpeg": lambda op, rng: {"quality": int(rng.integers(op.quality[0], op.quality[1] + 1))},
 }
 

@@ -77,7 +77,12 @@ def warp(
     flags = cv2.INTER_LINEAR
     if np.allclose(matrix[2], [0, 0, 1]):
         return cv2.warpAffine(
-            image, matrix[:2], (width, height), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=border
+            image,
+            matrix[:2],
+            (width, height),
+            flags=flags,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=border,
         )
     return cv2.warpPerspective(
         image, matrix, (width, height), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=border

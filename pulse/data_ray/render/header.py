@@ -51,5 +51,7 @@ def draw_text(image: np.ndarray, items: list[TextItem]) -> tuple[np.ndarray, lis
     for item in items:
         font = load_font(item.size_px)
         draw.text((item.x, item.y), item.text, fill=item.color, font=font, anchor=item.anchor)
-        boxes.append([float(v) for v in draw.textbbox((item.x, item.y), item.text, font=font, anchor=item.anchor)])
+        boxes.append(
+            [float(v) for v in draw.textbbox((item.x, item.y), item.text, font=font, anchor=item.anchor)]
+        )
     return np.array(canvas), boxes

@@ -66,7 +66,9 @@ class PageLayout:
         return sorted({p.baseline_mm for p in self.panels})
 
 
-def _grid(columns: tuple[tuple[str, ...], ...], duration_s: float) -> list[tuple[str, int, int, float, float]]:
+def _grid(
+    columns: tuple[tuple[str, ...], ...], duration_s: float
+) -> list[tuple[str, int, int, float, float]]:
     """(lead, row, column, start_s, end_s) for a column-major grid of consecutive time segments."""
     segment = duration_s / len(columns)
     return [

@@ -69,7 +69,7 @@ def check_record(record: Mapping[str, Any], signal: np.ndarray, duration_s: floa
     if not index:
         return f"no_standard_leads: {names[:12]}"
     rows = list(index.values())
-    window = signal[rows, : int(round(duration_s * float(fs)))]
+    window = signal[rows, : round(duration_s * float(fs))]
     lengths = np.minimum(lead_lengths(signal)[rows], window.shape[1])
     if not lengths.any():
         return "nan_signal: no finite sample in any standard lead"

@@ -14,12 +14,13 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pulse.config import StrictModel
 from pulse.data_ray.render import geometry
 from pulse.data_ray.render.distortions import DistortionParams, apply_camera, apply_shading, paper_shading
 from pulse.data_ray.render.distortions import sample_distortions as _sample_distortions
+from pulse.data_ray.render.encoding import decode_image, encode_image
 from pulse.data_ray.render.header import TextItem, draw_text, header_lines
 from pulse.data_ray.render.layouts import (
     CALIBRATION_MM,
@@ -41,6 +42,7 @@ from pulse.data_ray.render.records import (
     lead_lengths,
 )
 from pulse.data_ray.render.textures import TextureBank
+from pulse.schema import STANDARD_LEADS
 
 PaletteChoice = Literal["brown", "pink", "blue", "green", "red", "bw", "random"]
 
@@ -77,6 +79,21 @@ class RenderParams(StrictModel):
     seed: int = 0
     """Base seed; the stage derives each record's seed from it and the record id."""
 
+    @model_validator(mode="after")
+    def _rhythm_leads_fit_the_layouts(self):
+        unknown = [lead for lead in self.rhythm_leads if lead not in STANDARD_LEADS]
+        if unknown:
+            raise ValueError(f"rhythm_leads: {unknown} are not standard leads {list(STANDARD_LEADS)}")
+        layouts = set(self.layout_weights or {self.layout: 1.0})
+        needed = 3 if "3x4+3" in layouts else 1 if "3x4+1" in layouts else 0
+        if len(self.rhythm_leads) < needed:
+            raise ValueError(
+                f"rhythm_leads: layout 3x4+{needed} needs {needed} leads, got {self.rhythm_leads}"
+            )
+        if self.layout_weights is not None and sum(self.layout_weights.values()) <= 0:
+            raise ValueError("layout_weights: weights must sum to more than 0")
+        return self
+
 
 @dataclass
 class RenderedImage:
@@ -93,23 +110,6 @@ class RenderedImage:
     leads: list[dict[str, Any]]
     fs: float = 0.0
     label_boxes: list[list[float] | None] = field(default_factory=list)
-
-
-def encode_image(image: np.ndarray, image_format: str, quality: int = 92) -> bytes:
-    """PNG or JPEG bytes of an RGB uint8 image."""
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    if image_format == "png":
-        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    else:
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode a {image.shape} image as {image_format}")
-    return buf.tobytes()
-
-
-def decode_image(data: bytes) -> np.ndarray:
-    """RGB uint8 array from PNG/JPEG bytes."""
-    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 class Renderer:
@@ -169,8 +169,6 @@ class Renderer:
         problem = check_record(record, signal, self.params.duration_s)
         if problem:
             raise RecordError(problem)
-        if self.params.layout not in self.layouts:
-            raise RecordError(f"bad_layout: {self.params.layout} needs 3 rhythm_leads")
         fs = float(record["fs"])
         rng = np.random.default_rng(seed)
         page_choice = self._sample_page(rng)
@@ -229,7 +227,13 @@ class Renderer:
         )
 
     def _draw_traces(
-        self, image: np.ndarray, layout: PageLayout, signal: np.ndarray, index: dict[str, int], fs: float, color
+        self,
+        image: np.ndarray,
+        layout: PageLayout,
+        signal: np.ndarray,
+        index: dict[str, int],
+        fs: float,
+        color,
     ) -> tuple[list[dict[str, Any]], list[TextItem]]:
         ppm, lengths = self.ppm, lead_lengths(signal)
         leads, labels, polylines = [], [], []
@@ -259,11 +263,15 @@ class Renderer:
             leads.append(entry)
             if panel.column > 0:  # the tick that marks a lead change within a row
                 tick_x = ppm * panel.x_mm
-                tick = np.array([[tick_x, ppm * (panel.baseline_mm - 4)], [tick_x, ppm * (panel.baseline_mm + 4)]])
+                tick = np.array(
+                    [[tick_x, ppm * (panel.baseline_mm - 4)], [tick_x, ppm * (panel.baseline_mm + 4)]]
+                )
                 polylines.append(np.round(tick * 16).astype(np.int32))
             if self.params.lead_labels:
                 labels.append(
-                    TextItem(ppm * (panel.x_mm + 1.5), ppm * (panel.baseline_mm + 2.5), panel.lead, label_px, color)
+                    TextItem(
+                        ppm * (panel.x_mm + 1.5), ppm * (panel.baseline_mm + 2.5), panel.lead, label_px, color
+                    )
                 )
         if self.params.calibration_pulse:
             for baseline in layout.row_baselines_mm():
@@ -275,7 +283,14 @@ class Renderer:
         return leads, labels
 
     def _page_texts(
-        self, layout: PageLayout, record, signal: np.ndarray, index: dict[str, int], fs: float, color, header: bool
+        self,
+        layout: PageLayout,
+        record,
+        signal: np.ndarray,
+        index: dict[str, int],
+        fs: float,
+        color,
+        header: bool,
     ) -> list[TextItem]:
         ppm = self.ppm
         size = round(3.2 * ppm)
@@ -287,7 +302,9 @@ class Renderer:
         ]
         if header:
             rate_row = index.get("II", next(iter(index.values())))
-            usable = min(int(lead_lengths(signal[rate_row : rate_row + 1])[0]), round(self.params.duration_s * fs))
+            usable = min(
+                int(lead_lengths(signal[rate_row : rate_row + 1])[0]), round(self.params.duration_s * fs)
+            )
             rate = estimate_heart_rate(signal[rate_row, :usable], fs)
             for i, line in enumerate(header_lines(record, rate)):
                 items.append(TextItem(ppm * x0, ppm * (8 + 6.5 * i), line, round(3.6 * ppm), color))

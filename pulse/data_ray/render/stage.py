@@ -9,6 +9,7 @@ rendered, or that arrives with an ingest error, becomes a row with ``error`` set
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from typing import Any
 
@@ -45,7 +46,7 @@ def _signals(column: pa.ChunkedArray | pa.Array) -> list[np.ndarray | list[np.nd
         if len(lengths) and (lengths == lengths[0]).all():
             out.append(values.reshape(len(lengths), int(lengths[0])))
         else:
-            out.append([values[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)])
+            out.append([values[a:b] for a, b in itertools.pairwise(offsets)])
     return out
 
 
@@ -113,7 +114,9 @@ class RenderStage:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         require_columns(batch.column_names, INPUT_COLUMNS, "render")
-        present = [c for c in (*INPUT_COLUMNS, *OPTIONAL_COLUMNS) if c in batch.column_names and c != "signal"]
+        present = [
+            c for c in (*INPUT_COLUMNS, *OPTIONAL_COLUMNS) if c in batch.column_names and c != "signal"
+        ]
         rows = batch.select(present).to_pylist()
         signals = _signals(batch.column("signal"))
         results = []

@@ -75,7 +75,9 @@ def record_row(name: str, snomed: dict[str, str], ptbxl: dict[int, dict]) -> dic
     dataset = dataset_of(name)
     native = str(int(name[2:])) if dataset == "ptbxl" else name
     header = (CINC / "records" / f"{name}.hea").read_text().splitlines()
-    comments = dict(line[2:].split(": ", 1) for line in header if line.startswith("# ") and ": " in line)
+    comments = dict(
+        (part.strip() for part in line.lstrip("#").split(":", 1)) for line in header if line.startswith("#") and ":" in line
+    )
     codes = [c.strip() for c in comments.get("Dx", "").split(",") if c.strip()]
     row = {c: None for c in RECORD_SCHEMA.names}
     row.update(record_id=f"{dataset}/{native}", dataset=dataset, split="test" if name.endswith("1") else "train")

@@ -41,7 +41,7 @@ def synthetic_record(
     bpm: float = 72.0,
 ) -> dict:
     """A smooth ECG-like signal: narrow QRS spikes plus T waves, a different gain per lead."""
-    t = np.arange(int(round(fs * seconds))) / fs
+    t = np.arange(round(fs * seconds)) / fs
     phase = (t * bpm / 60.0) % 1.0
     beat = 1.1 * np.exp(-(((phase - 0.3) / 0.018) ** 2)) - 0.25 * np.exp(-(((phase - 0.33) / 0.02) ** 2))
     beat += 0.3 * np.exp(-(((phase - 0.6) / 0.06) ** 2)) + 0.1 * np.exp(-(((phase - 0.15) / 0.03) ** 2))

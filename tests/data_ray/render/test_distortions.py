@@ -40,8 +40,15 @@ def dark_fraction(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> float:
 )
 def test_coordinates_stay_on_the_trace_after_each_geometric_distortion(name, values, render_data):
     params = RenderParams(
-        dpi=80, clean_fraction=0.0, grid_probability=0.0, lead_labels=False, calibration_pulse=False,
-        header_probability=0.0, image_format="png", line_width_mm=0.5, distortions=only(name, **values),
+        dpi=80,
+        clean_fraction=0.0,
+        grid_probability=0.0,
+        lead_labels=False,
+        calibration_pulse=False,
+        header_probability=0.0,
+        image_format="png",
+        line_width_mm=0.5,
+        distortions=only(name, **values),
     )
     record = render_data.synthetic_record(fs=250.0)
     clean = Renderer(params.model_copy(update={"clean_fraction": 1.0})).render(record, seed=5)
@@ -64,7 +71,7 @@ def test_sampled_values_are_recorded_within_their_ranges():
     seen: dict[str, int] = {}
     for seed in range(200):
         sampled = sample_distortions(params, np.random.default_rng(seed))
-        for name, values in sampled.items():
+        for name, _values in sampled.items():
             seen[name] = seen.get(name, 0) + 1
         if "rotation" in sampled:
             assert -5.0 <= sampled["rotation"]["degrees"] <= 5.0
@@ -76,9 +83,9 @@ def test_sampled_values_are_recorded_within_their_ranges():
 
 
 def test_ranges_and_probabilities_are_validated():
-    with pytest.raises(ValidationError, match="degrees: low 5.0 is above high -5.0"):
+    with pytest.raises(ValidationError, match=r"degrees: low 5\.0 is above high -5\.0"):
         DistortionParams.model_validate({"rotation": {"degrees": [5, -5]}})
-    with pytest.raises(ValidationError, match="p must be between 0 and 1, got 1.5"):
+    with pytest.raises(ValidationError, match=r"p must be between 0 and 1, got 1\.5"):
         DistortionParams.model_validate({"blur": {"p": 1.5}})
     with pytest.raises(ValidationError, match="Extra inputs"):
         DistortionParams.model_validate({"rotation": {"angle": 3}})

@@ -12,7 +12,9 @@ from pulse.data_ray.render.renderer import decode_image
 
 
 def test_cli_renders_real_records_and_routes_errors(ray_session, render_data, cinc_records, tmp_path, capsys):
-    input_dir = render_data.write_records(str(tmp_path / "ingest"), [*cinc_records, *render_data.bad_records()])
+    input_dir = render_data.write_records(
+        str(tmp_path / "ingest"), [*cinc_records, *render_data.bad_records()]
+    )
     output_dir = tmp_path / "render"
     code = main(
         [
@@ -41,7 +43,9 @@ def test_cli_renders_real_records_and_routes_errors(ray_session, render_data, ci
     assert pixels.shape == (row["height"], row["width"], 3)
     assert len(row["leads"]) == 13 and json.loads(row["distortions"])["dpi"] == 50
     files = io.list_files(str(output_dir / "files"), "*.jpg")
-    assert sorted(f.split("/files/")[1] for f in files) == sorted(f"{r['record_id']}.jpg" for r in cinc_records)
+    assert sorted(f.split("/files/")[1] for f in files) == sorted(
+        f"{r['record_id']}.jpg" for r in cinc_records
+    )
     info = json.loads(io.read_text(str(output_dir / "run_info.json")))
     assert info["job"] == "render" and info["config"]["params"]["dpi"] == 50
 

@@ -12,7 +12,9 @@ from pulse.schema import IMAGE_SCHEMA, MissingColumnsError
 def test_stage_turns_records_into_image_rows_and_error_rows(render_data, tmp_path):
     good = [render_data.synthetic_record(f"synthetic/{i}", fs=fs) for i, fs in enumerate((100.0, 500.0))]
     ragged = render_data.synthetic_record("synthetic/ragged", fs=250.0)
-    ragged["signal"] = [lead[: 2000 + 10 * k] for k, lead in enumerate(ragged["signal"])]  # unequal lead lengths
+    ragged["signal"] = [
+        lead[: 2000 + 10 * k] for k, lead in enumerate(ragged["signal"])
+    ]  # unequal lead lengths
     batch = render_data.record_table([*good, ragged, *render_data.bad_records()])
     stage = RenderStage({"dpi": 40, "clean_fraction": 0.5, "seed": 11})
     out = stage(batch)
@@ -30,7 +32,9 @@ def test_stage_turns_records_into_image_rows_and_error_rows(render_data, tmp_pat
     row = pq.read_table(tmp_path / "images.parquet").slice(1, 1).to_pylist()[0]
     assert json.loads(row["distortions"])["seed"] == record_seed(11, "synthetic/1")
     lead = row["leads"][0]
-    assert lead["name"] == "I" and len(lead["x"]) == len(lead["y"]) == lead["end_sample"] - lead["start_sample"]
+    assert (
+        lead["name"] == "I" and len(lead["x"]) == len(lead["y"]) == lead["end_sample"] - lead["start_sample"]
+    )
     assert np.isfinite(lead["bbox"]).all() and len(lead["bbox"]) == 4
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from pulse.data_ray.render.header import header_lines
 from pulse.data_ray.render.layouts import MM_PER_MV, MM_PER_S, build_layout
@@ -40,7 +41,9 @@ def test_clean_page_size_and_determinism(render_data):
 def test_calibration_pulse_is_one_millivolt_at_the_given_dpi(render_data):
     dpi = 100
     ppm = dpi / 25.4
-    out = Renderer(RenderParams(**PLAIN, dpi=dpi, layout="3x4")).render(render_data.synthetic_record(), seed=0)
+    out = Renderer(RenderParams(**PLAIN, dpi=dpi, layout="3x4")).render(
+        render_data.synthetic_record(), seed=0
+    )
     layout = build_layout("3x4")
     gray = out.image.min(axis=2)
     x0 = layout.trace_x_mm - 10 + 1  # the pulse: 2 mm flat, 5 mm at 1 mV, 2 mm flat
@@ -67,7 +70,9 @@ def test_calibration_pulse_is_one_millivolt_at_the_given_dpi(render_data):
     ],
 )
 def test_layouts_show_the_right_window_per_lead(layout, expected, render_data):
-    out = Renderer(RenderParams(**PLAIN, dpi=50, layout=layout)).render(render_data.synthetic_record(), seed=0)
+    out = Renderer(RenderParams(**PLAIN, dpi=50, layout=layout)).render(
+        render_data.synthetic_record(), seed=0
+    )
     by_name = {lead["name"]: lead for lead in out.leads}  # the strip (last) wins for II in 3x4+1
     for name, (start, end) in expected.items():
         lead = by_name[name]
@@ -99,7 +104,10 @@ def test_coordinates_digitise_back_to_the_signal(fs, render_data):
         recovered = -(y - np.median(y)) / (MM_PER_MV * ppm)  # baseline unknown to a digitiser
         error = np.abs((recovered - recovered.mean()) - (truth - truth.mean()))
         assert error.max() < 0.005, (lead["name"], error.max())  # mV
-    x, y = np.concatenate([lead["x"] for lead in out.leads]), np.concatenate([lead["y"] for lead in out.leads])
+    x, y = (
+        np.concatenate([lead["x"] for lead in out.leads]),
+        np.concatenate([lead["y"] for lead in out.leads]),
+    )
     assert dark_fraction(out.image, x, y) > 0.97  # the coordinates sit on the drawn trace
     assert dark_fraction(out.image, x, y + 12) < 0.5  # and the check can fail
 
@@ -117,7 +125,9 @@ def test_missing_and_extra_leads(render_data):
 
 
 def test_short_record_leaves_late_columns_empty(render_data):
-    out = Renderer(RenderParams(**PLAIN, dpi=50, layout="3x4")).render(render_data.synthetic_record(seconds=4.0), seed=0)
+    out = Renderer(RenderParams(**PLAIN, dpi=50, layout="3x4")).render(
+        render_data.synthetic_record(seconds=4.0), seed=0
+    )
     v1 = next(lead for lead in out.leads if lead["name"] == "V1")  # 5.0–7.5 s
     assert v1["start_sample"] == v1["end_sample"] and not v1["missing"]
 
@@ -139,7 +149,12 @@ def test_small_pages_for_tiny_models(render_data):
 
 
 def test_header_prints_metadata_and_rate(render_data):
-    record = {**render_data.synthetic_record(bpm=75.0), "age": 63.0, "sex": "F", "recorded_at": "2020-01-02T03:04:05"}
+    record = {
+        **render_data.synthetic_record(bpm=75.0),
+        "age": 63.0,
+        "sex": "F",
+        "recorded_at": "2020-01-02T03:04:05",
+    }
     with_header = Renderer(RenderParams(**{**PLAIN, "dpi": 60, "header_probability": 1.0})).render(record, 0)
     without = Renderer(RenderParams(**{**PLAIN, "dpi": 60})).render(record, 0)
     band = slice(0, round(25 * 60 / 25.4))  # the top 25 mm
@@ -150,3 +165,10 @@ def test_header_prints_metadata_and_rate(render_data):
     lines = header_lines(record, estimate_heart_rate(lead_ii, record["fs"]))
     assert lines[1] == "Age: 63 yr    Sex: Female    Vent. rate: 75 bpm"
     assert "2020-01-02 03:04:05" in lines[0] and "synthetic/1" in lines[0]
+
+
+def test_params_reject_layouts_without_enough_rhythm_leads():
+    with pytest.raises(ValidationError, match="layout 3x4\\+3 needs 3 leads"):
+        RenderParams(layout="3x4+3", rhythm_leads=["II"])
+    with pytest.raises(ValidationError, match="not standard leads"):
+        RenderParams(rhythm_leads=["X7"])

@@ -1,0 +1,221 @@
+"""Speed of the LLM seam used by ``pulse build``; every number is a ratio within one run.
+
+1. transformers engine: rows/s and generated tokens/s of the batched engine inside Ray
+   Data (``apply_llm``) versus one-request-at-a-time generation of the same prompts in the
+   same process and run (target >= 3x on CPU). The model is the embedded SmolLM2-135M
+   (``pypi:smollm2``) unless ``--model`` says otherwise.
+2. http engine: the same client against pulse's own OpenAI-compatible Serve endpoint
+   (``pulse.serve``, a tiny LLaVA-NeXT on CPU, ECG-image requests) with 1 versus 16
+   requests in flight.
+
+    python benchmarks/build.py                      # both parts
+    python benchmarks/build.py --rows 16 --max-tokens 16 --skip-http
+    python benchmarks/build.py --model tiny-random  # plumbing only, no SmolLM2
+
+vLLM on a GPU (``kind: vllm``) is not measured here: run ``apply_llm`` with
+``configs/llm/vllm_llama3_70b.yaml`` (or ``model_source=<SmolLM2 cache dir>``) on a GPU
+node and record tokens/s the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import tempfile
+import time
+
+REPORTS = [
+    "Sinus rhythm. Left axis deviation. Incomplete right bundle branch block.",
+    "Atrial fibrillation with rapid ventricular response. Nonspecific ST-T changes.",
+    "Sinus bradycardia, otherwise normal ECG.",
+    "Sinus tachycardia. Left ventricular hypertrophy with repolarization abnormality.",
+    "Sinus rhythm with first degree AV block. Inferior infarct, age undetermined.",
+    "Normal sinus rhythm. Normal ECG.",
+    "Sinus rhythm with premature ventricular complexes. Poor R wave progression.",
+    "Atrial flutter with 2:1 block. Right axis deviation.",
+]
+
+
+def synthesis_messages(i: int) -> list[dict]:
+    report = REPORTS[i % len(REPORTS)]
+    return [
+        {"role": "system", "content": "You write exam questions about ECG reports."},
+        {
+            "role": "user",
+            "content": f"ECG report #{i}: {report}\nWrite one multiple-choice question with options A-D "
+            "about the rhythm, then the answer.",
+        },
+    ]
+
+
+def rate_line(name: str, rows: int, tokens: int, seconds: float) -> str:
+    return f"  {name:<44} {rows / seconds:7.2f} rows/s  {tokens / seconds:8.1f} gen tok/s  ({seconds:.1f} s)"
+
+
+def bench_transformers(args) -> None:
+    import ray
+
+    from pulse.llm import ChatRequest, SamplingParams, TransformersEngineConfig, apply_llm
+    from pulse.llm.transformers_engine import TransformersEngine
+
+    params = SamplingParams(max_tokens=args.max_tokens, temperature=0.0)
+    requests = [ChatRequest(synthesis_messages(i), params) for i in range(args.rows)]
+    print(
+        f"[transformers] model={args.model} rows={args.rows} max_tokens={args.max_tokens} threads={args.threads}"
+    )
+
+    started = time.perf_counter()
+    engine = TransformersEngine(
+        TransformersEngineConfig(model_source=args.model, batch_size=1, torch_threads=args.threads)
+    )
+    load_s = time.perf_counter() - started
+    engine.generate(requests[:1])  # warm-up: first-call allocations
+    started = time.perf_counter()
+    single = [engine.generate([r])[0] for r in requests]
+    single_s = time.perf_counter() - started
+    single_tokens = sum(r.completion_tokens for r in single)
+
+    engine.cfg = engine.cfg.model_copy(update={"batch_size": args.batch_size})
+    started = time.perf_counter()
+    batched = engine.generate(requests)
+    batched_s = time.perf_counter() - started
+    batched_tokens = sum(r.completion_tokens for r in batched)
+    del engine
+
+    cfg = TransformersEngineConfig(
+        model_source=args.model, batch_size=args.batch_size, num_cpus=args.threads, torch_threads=args.threads
+    )
+    ds = ray.data.from_items([{"i": i} for i in range(args.rows)])
+    started = time.perf_counter()
+    rows = apply_llm(
+        ds,
+        cfg,
+        lambda r: {**r, "messages": synthesis_messages(r["i"]), "sampling_params": params.model_dump()},
+        lambda r: {"i": r["i"], "err": r["llm_error"], "tokens": r["usage"]["completion_tokens"]},
+    ).take_all()
+    ray_s = time.perf_counter() - started
+    ray_tokens = sum(r["tokens"] for r in rows)
+    errors = sum(1 for r in rows if r["err"])
+
+    print(f"  model load in-process: {load_s:.1f} s (the Ray Data run below includes its own)")
+    print(rate_line("one request at a time (baseline)", args.rows, single_tokens, single_s))
+    print(rate_line(f"batched in-process, batch={args.batch_size}", args.rows, batched_tokens, batched_s))
+    print(rate_line("batched in Ray Data, end to end (incl. load)", args.rows, ray_tokens, ray_s))
+    print(
+        f"  speed-up vs baseline: in-process {single_s / batched_s:.2f}x rows/s, "
+        f"{(batched_tokens / batched_s) / (single_tokens / single_s):.2f}x tok/s; "
+        f"Ray Data end to end {single_s / ray_s:.2f}x rows/s, "
+        f"{(ray_tokens / ray_s) / (single_tokens / single_s):.2f}x tok/s; error rows {errors}"
+    )
+
+
+def ecg_like_png() -> str:
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.full((96, 160, 3), 255, dtype=np.uint8)
+    pixels[::6, :, 1:] = 190
+    pixels[:, ::6, 1:] = 190
+    trace = (48 + 14 * np.sin(np.arange(160) / 4)).astype(int)
+    pixels[trace, np.arange(160)] = 0
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def start_pulse_endpoint(port: int) -> tuple[str, object]:
+    """pulse's own Serve app over a tiny random LLaVA-NeXT (the model under test is the client)."""
+    from pulse.models.tiny_llava import build_tiny_llava, save_pretrained_dir
+    from pulse.serve.config import ServeConfig
+    from pulse.serve.job import start
+
+    model, processor = build_tiny_llava()
+    folder = save_pretrained_dir(model, processor, tempfile.mkdtemp(prefix="pulse-bench-llava-"))
+    cfg = ServeConfig.model_validate(
+        {
+            "models": [{"name": "pulse-tiny", "checkpoint": str(folder), "max_batch_size": 16}],
+            "port": port,
+            "num_cpus": 1.0,
+            "max_ongoing_requests": 64,
+            "web_page": False,
+        }
+    )
+    return start(cfg), cfg
+
+
+def bench_http(args) -> None:
+    import ray
+
+    from pulse.llm import HttpEngineConfig, apply_llm
+    from pulse.serve.job import stop
+
+    base_url, serve_cfg = start_pulse_endpoint(args.port)
+    image = ecg_like_png()
+    print(f"[http] pulse.serve endpoint {base_url} (tiny LLaVA-NeXT, CPU), rows={args.http_rows}")
+
+    def preprocess(row):
+        content = [
+            {"type": "image_url", "image_url": {"url": image}},
+            {"type": "text", "text": f"Question {row['i']}: what is the rhythm?"},
+        ]
+        return {
+            **row,
+            "messages": [{"role": "user", "content": content}],
+            "sampling_params": {"max_tokens": args.http_max_tokens},
+        }
+
+    def postprocess(row):
+        return {"err": row["llm_error"], "tokens": row["usage"]["completion_tokens"]}
+
+    results = {}
+    try:
+        warm = HttpEngineConfig(base_url=base_url, model="pulse-tiny", max_concurrent_requests=4)
+        apply_llm(ray.data.from_items([{"i": i} for i in range(4)]), warm, preprocess, postprocess).take_all()
+        for inflight in (1, 16):
+            cfg = HttpEngineConfig(
+                base_url=base_url, model="pulse-tiny", max_concurrent_requests=inflight, batch_size=64
+            )
+            ds = ray.data.from_items([{"i": i} for i in range(args.http_rows)])
+            started = time.perf_counter()
+            rows = apply_llm(ds, cfg, preprocess, postprocess).take_all()
+            seconds = time.perf_counter() - started
+            tokens = sum(r["tokens"] for r in rows)
+            errors = [r["err"] for r in rows if r["err"]]
+            results[inflight] = seconds
+            print(
+                rate_line(f"{inflight} request(s) in flight", len(rows), tokens, seconds)
+                + f" errors={len(errors)}"
+            )
+            if errors:
+                print(f"    first error: {errors[0]}")
+    finally:
+        stop(serve_cfg)
+    print(f"  speed-up 16 vs 1 in flight: {results[1] / results[16]:.2f}x rows/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="pypi:smollm2")
+    parser.add_argument("--rows", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--http-rows", type=int, default=64)
+    parser.add_argument("--http-max-tokens", type=int, default=16)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+
+    from pulse.runtime import RayOptions, init_ray
+
+    init_ray(RayOptions(num_cpus=8))
+    if not args.skip_transformers:
+        bench_transformers(args)
+    if not args.skip_http:
+        bench_http(args)
+
+
+if __name__ == "__main__":
+    main()
