@@ -24,7 +24,7 @@ import time
 import torch
 
 from pulse.models.tiny_llava import LlavaBuildConfig, build_model, build_processor
-from pulse.train_ray.collate import encode_sample, pad_batch
+from pulse.train_ray.collate import decode_image, encode_sample, pad_batch
 from pulse.train_ray.config import TrainableParts
 from pulse.train_ray.model import apply_trainable, freeze_unused
 from pulse.train_ray.synthetic import QUESTION, draw_strip, synth_ecg
@@ -54,11 +54,7 @@ def batch_of(processor, n: int, width: int, height: int, answer_words: int):
     samples = []
     for i in range(n):
         png = draw_strip(synth_ecg(60 + 10 * i, seed=i), width, height)
-        import io
-
-        from PIL import Image
-
-        image = Image.open(io.BytesIO(png)).convert("RGB")
+        image = decode_image(png)
         conv = [{"from": "human", "value": QUESTION}, {"from": "gpt", "value": answer}]
         samples.append(encode_sample(processor, image, conv, max_length=4096).__dict__)
     return pad_batch(samples, processor.tokenizer.pad_token_id)
@@ -68,8 +64,14 @@ def model_flops(model, batch, trainable_lm: int) -> float:
     text = model.config.text_config
     vision = model.config.vision_config
     n_vit = sum(p.numel() for p in model.model.vision_tower.parameters())
-    tokens = batch["attention_mask"].sum(dim=1).double()
-    tiles = torch.tensor([t.shape[0] for t in batch["pixel_values"]], dtype=torch.float64)
+    from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
+    tokens = batch["attention_mask"].sum(dim=1).double().cpu()
+    pins = model.config.image_grid_pinpoints
+    tiles = torch.tensor(
+        [image_size_to_num_patches(s.tolist(), pins, vision.image_size) for s in batch["image_sizes"].cpu()],
+        dtype=torch.float64,
+    )
     vit_tokens = tiles * ((vision.image_size // vision.patch_size) ** 2 + 1)
     lm = 6 * trainable_lm * tokens + 12 * text.num_hidden_layers * text.hidden_size * tokens**2
     return float((lm + 2 * n_vit * vit_tokens).sum())
@@ -140,7 +142,7 @@ def main() -> None:
         "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
         if device.type == "cuda"
         else None,
-        "loss": round(float(loss), 3),
+        "loss": round(float(loss.detach()), 3),
     }
     result.update(generation_speed(model, batch, device, amp))
     print(json.dumps(result))

@@ -19,9 +19,9 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import yaml  # noqa: E402
+import yaml
 
-from pulse.config import CONFIG_DIR, load_config  # noqa: E402
+from pulse.config import CONFIG_DIR, load_config
 
 
 def cpu_seconds(fn) -> tuple[float, object]:

@@ -192,7 +192,11 @@ def run_table(table: Any, generate: Callable[[list[ChatRequest]], list[ChatResul
     todo = [i for i, d in enumerate(decoded) if isinstance(d, ChatRequest)]
     results: list[ChatResult | None] = [d if isinstance(d, ChatResult) else None for d in decoded]
     if todo:
-        for i, res in zip(todo, generate([decoded[i] for i in todo]), strict=True):
+        try:
+            generated = generate([decoded[i] for i in todo])
+        except Exception as exc:  # an engine fault fails this batch's rows, not the job
+            generated = [ChatResult.failed("engine_error", short(repr(exc)))] * len(todo)
+        for i, res in zip(todo, generated, strict=True):
             results[i] = res
     encoded = [encode_result(r) for r in results if r is not None]
     if RESPONSE_COLUMN in table.column_names:

@@ -7,7 +7,6 @@ key, the body, the protocol and every limit, decodes images, then calls the mode
 token counts, never image bytes or key material.
 """
 
-
 import asyncio
 import json
 import logging
@@ -23,7 +22,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pulse.serve.auth import KeyChecker
 from pulse.serve.config import ServeConfig
 from pulse.serve.images import load_images
-from pulse.serve.protocol import APIError, GenerationRequest, chunk_body, completion_body, models_body, parse_chat_request
+from pulse.serve.protocol import (
+    APIError,
+    GenerationRequest,
+    chunk_body,
+    completion_body,
+    models_body,
+    parse_chat_request,
+)
 
 logger = logging.getLogger("ray.serve")
 fastapi_app = FastAPI(title="pulse", docs_url=None, redoc_url=None)
@@ -171,7 +177,11 @@ class OpenAIIngress:
             status, body = 500, APIError(500, "The model failed on this request", "server_error").body()
         else:
             body = completion_body(
-                req, result["text"], result["finish_reason"], result["prompt_tokens"], result["completion_tokens"]
+                req,
+                result["text"],
+                result["finish_reason"],
+                result["prompt_tokens"],
+                result["completion_tokens"],
             )
         self._finish(req, status, start, result)
         return JSONResponse(body, status_code=status, headers={"X-Request-Id": req.request_id})
@@ -194,7 +204,9 @@ class OpenAIIngress:
         reason = final["finish_reason"]
         if reason in {"timeout", "error"}:
             err_type = "timeout" if reason == "timeout" else "server_error"
-            yield sse(APIError(504 if reason == "timeout" else 500, f"generation ended: {reason}", err_type).body())
+            yield sse(
+                APIError(504 if reason == "timeout" else 500, f"generation ended: {reason}", err_type).body()
+            )
         else:
             yield sse(chunk_body(req, {}, finish_reason=reason))
             if include_usage:

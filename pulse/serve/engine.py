@@ -76,9 +76,9 @@ class RowStopper:
             if self.finished_at[i] is not None:
                 continue
             reason = None
-            if n and int(new[i, -1]) in self.eos_ids:
-                reason = "stop"
-            elif row.stop and truncate_at_stop(self.decode(new[i]), row.stop)[1]:
+            if (n and int(new[i, -1]) in self.eos_ids) or (
+                row.stop and truncate_at_stop(self.decode(new[i]), row.stop)[1]
+            ):
                 reason = "stop"
             elif n >= row.max_tokens:
                 reason = "length"
@@ -95,7 +95,9 @@ class RowStopper:
 class TransformersEngine:
     """Loads a HF LLaVA-NeXT folder (or hub id) once; generates for batches of ``Prepared`` requests."""
 
-    def __init__(self, checkpoint: str, device: str = "cpu", dtype: str = "float32", torch_threads: int | None = None):
+    def __init__(
+        self, checkpoint: str, device: str = "cpu", dtype: str = "float32", torch_threads: int | None = None
+    ):
         import torch
 
         if torch_threads:
@@ -141,7 +143,12 @@ class TransformersEngine:
         stopper = RowStopper(prompt_len, rows, self.eos_ids, self._decode)
         sampling: dict[str, Any] = {"do_sample": False}
         if not rows[0].greedy:
-            sampling = {"do_sample": True, "temperature": rows[0].temperature, "top_p": rows[0].top_p, "top_k": 0}
+            sampling = {
+                "do_sample": True,
+                "temperature": rows[0].temperature,
+                "top_p": rows[0].top_p,
+                "top_k": 0,
+            }
             if rows[0].seed is not None:
                 torch.manual_seed(rows[0].seed)
         with torch.inference_mode():

@@ -19,7 +19,9 @@ from PIL import Image
 from pulse.serve.config import LimitsConfig, RemoteImagesConfig
 from pulse.serve.protocol import APIError
 
-_DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,")
+_DATA_URL = re.compile(
+    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,"
+)
 
 
 def host_allowed(host: str, allowed: list[str]) -> bool:
@@ -42,7 +44,9 @@ def decode_data_url(url: str, limits: LimitsConfig, param: str) -> bytes:
         raise APIError(400, "image_url must be a base64 data URL (data:image/png;base64,...)", param=param)
     mime = (match.group("mime") or "").lower()
     if mime and not mime.startswith("image/"):
-        raise APIError(400, f"Unsupported content type in data URL: {mime}", code="invalid_image", param=param)
+        raise APIError(
+            400, f"Unsupported content type in data URL: {mime}", code="invalid_image", param=param
+        )
     payload = url[match.end() :].strip()
     if len(payload) * 3 // 4 > limits.max_image_bytes + 3:
         raise APIError(
@@ -74,7 +78,9 @@ def open_image(data: bytes, limits: LimitsConfig, param: str) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise APIError(400, "Image has too many pixels", code="image_too_many_pixels", param=param) from None
     except Exception as exc:  # PIL raises many types for garbage input
-        raise APIError(400, f"Cannot decode image: {type(exc).__name__}", code="invalid_image", param=param) from None
+        raise APIError(
+            400, f"Cannot decode image: {type(exc).__name__}", code="invalid_image", param=param
+        ) from None
     if (image.format or "").upper() not in limits.image_formats:
         raise APIError(
             400,
@@ -107,7 +113,9 @@ async def fetch_remote(url: str, limits: LimitsConfig, remote: RemoteImagesConfi
     if parsed.scheme not in {"http", "https"} or not parsed.hostname:
         raise APIError(400, f"Unsupported image URL scheme: {parsed.scheme or '(none)'}", param=param)
     if not host_allowed(parsed.hostname, remote.allowed_hosts):
-        raise APIError(403, f"Image host not allowed: {parsed.hostname}", code="host_not_allowed", param=param)
+        raise APIError(
+            403, f"Image host not allowed: {parsed.hostname}", code="host_not_allowed", param=param
+        )
     chunks: list[bytes] = []
     size = 0
     try:
@@ -122,7 +130,10 @@ async def fetch_remote(url: str, limits: LimitsConfig, remote: RemoteImagesConfi
                 size += len(chunk)
                 if size > limits.max_image_bytes:
                     raise APIError(
-                        413, f"Image too large: > {limits.max_image_bytes} bytes", code="image_too_large", param=param
+                        413,
+                        f"Image too large: > {limits.max_image_bytes} bytes",
+                        code="image_too_large",
+                        param=param,
                     )
                 chunks.append(chunk)
     except httpx.HTTPError as exc:
@@ -130,9 +141,7 @@ async def fetch_remote(url: str, limits: LimitsConfig, remote: RemoteImagesConfi
     return b"".join(chunks)
 
 
-async def load_images(
-    urls: list[str], limits: LimitsConfig, remote: RemoteImagesConfig
-) -> list[Image.Image]:
+async def load_images(urls: list[str], limits: LimitsConfig, remote: RemoteImagesConfig) -> list[Image.Image]:
     """Decode every image of a request, in order; the first bad one raises ``APIError``."""
     images = []
     for i, url in enumerate(urls):

@@ -97,7 +97,9 @@ def stop(cfg: ServeConfig) -> None:
 def run(cfg: ServeConfig) -> int:
     """``pulse serve``: start, print the URL, block until Ctrl-C/SIGTERM, then stop gracefully."""
     url = start(cfg)
-    print(f"pulse serve: {', '.join(m.name for m in cfg.models)} at {url}  (web page: {url[:-3]}/)", flush=True)
+    print(
+        f"pulse serve: {', '.join(m.name for m in cfg.models)} at {url}  (web page: {url[:-3]}/)", flush=True
+    )
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())

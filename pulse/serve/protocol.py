@@ -35,7 +35,9 @@ class APIError(Exception):
         self.param = param
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.err_type, "param": self.param, "code": self.code}}
+        return {
+            "error": {"message": self.message, "type": self.err_type, "param": self.param, "code": self.code}
+        }
 
 
 class _Lenient(BaseModel):
@@ -120,7 +122,9 @@ def parse_chat_request(payload: Any, limits: LimitsConfig, model_names: list[str
             param="model",
         )
     if len(req.messages) > limits.max_messages:
-        raise APIError(400, f"Too many messages: {len(req.messages)} > {limits.max_messages}", param="messages")
+        raise APIError(
+            400, f"Too many messages: {len(req.messages)} > {limits.max_messages}", param="messages"
+        )
     max_tokens = req.max_completion_tokens or req.max_tokens or limits.default_max_tokens
     if max_tokens > limits.max_tokens_cap:
         raise APIError(

@@ -88,7 +88,11 @@ def _container(name: str, image: str, gpu: bool) -> dict[str, Any]:
     limits: dict[str, Any] = {"cpu": "8", "memory": "32Gi"}
     if gpu:
         limits["nvidia.com/gpu"] = 1
-    container: dict[str, Any] = {"name": name, "image": image, "resources": {"limits": limits, "requests": limits}}
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "resources": {"limits": limits, "requests": limits},
+    }
     if name == "ray-head":
         container["ports"] = [
             {"containerPort": 6379, "name": "gcs"},

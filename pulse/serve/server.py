@@ -35,7 +35,14 @@ class ModelServer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulse-generate")
         self.generate_batch.set_max_batch_size(self.cfg.max_batch_size)
         self.generate_batch.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
-        self._stats = {"batches": 0, "rows": 0, "max_batch": 0, "cancelled": 0, "streams": 0, "stopped_early": 0}
+        self._stats = {
+            "batches": 0,
+            "rows": 0,
+            "max_batch": 0,
+            "cancelled": 0,
+            "streams": 0,
+            "stopped_early": 0,
+        }
 
     def _prepare(self, request: dict[str, Any]) -> Prepared:
         return Prepared(
@@ -93,7 +100,9 @@ class ModelServer:
             on_end=lambda: loop.call_soon_threadsafe(queue.put_nowait, None),
         )
         decoder = IncrementalDecoder(
-            lambda ids: self.engine.tokenizer.decode(ids, skip_special_tokens=True), row.stop, self.engine.eos_ids
+            lambda ids: self.engine.tokenizer.decode(ids, skip_special_tokens=True),
+            row.stop,
+            self.engine.eos_ids,
         )
         self._stats["streams"] += 1
         future = loop.run_in_executor(self._executor, self._stream_safely, row, streamer)

@@ -146,7 +146,7 @@ def build_train_dataset(cfg, processor):
         },
         batch_size=cfg.data.preprocess_batch_size,
         batch_format="pyarrow",
-        concurrency=cfg.data.preprocess_concurrency,
+        compute=ray.data.ActorPoolStrategy(size=cfg.data.preprocess_concurrency),
         num_cpus=cfg.data.preprocess_cpus,
     )
 

@@ -28,8 +28,11 @@ import requests
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# GCS notices a killed node within ~3 s instead of the default ~30 s.
-FAST_FAILURE_DETECTION = {
+# GCS notices a killed node within ~3 s instead of the default ~30 s; a raylet on a loaded host may
+# wait minutes (not seconds) for its dashboard agent before giving up.
+NODE_ENV = {
+    "RAY_agent_register_timeout_ms": "300000",
+    "RAY_raylet_start_wait_time_s": "300",
     "RAY_health_check_initial_delay_ms": "1000",
     "RAY_health_check_period_ms": "1000",
     "RAY_health_check_timeout_ms": "1000",
@@ -100,7 +103,7 @@ class LocalMultiNodeCluster:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH"))}
-        env.update(FAST_FAILURE_DETECTION, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
+        env.update(NODE_ENV, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
         if self.auth_token:
             env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.auth_token)
         else:
@@ -178,12 +181,12 @@ class LocalMultiNodeCluster:
         )
         self.gcs_address = f"127.0.0.1:{gcs_port}"
         self.dashboard_url = f"http://127.0.0.1:{dashboard_port}"
-        self._wait_for_node(node, timeout=180)
+        self._wait_for_node(node, timeout=300)
         return node
 
     def _add_worker(self, name: str, num_cpus: int, resources: dict[str, float]) -> RayNode:
         node = self._start(name, [f"--address={self.gcs_address}"], num_cpus, resources)
-        self._wait_for_node(node, timeout=180)
+        self._wait_for_node(node, timeout=300)
         return node
 
     def alive_nodes(self) -> list[dict]:

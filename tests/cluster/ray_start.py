@@ -17,7 +17,7 @@ _get_node = services.get_node
 
 
 def _patient_get_node(*args, **kwargs):
-    deadline = time.monotonic() + float(os.environ.get("PULSE_RAY_START_WAIT_S", "240"))
+    deadline = time.monotonic() + float(os.environ.get("PULSE_RAY_START_WAIT_S", "280"))
     while True:
         try:
             return _get_node(*args, **kwargs)

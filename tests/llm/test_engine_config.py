@@ -100,3 +100,23 @@ def test_cli_answers_through_an_endpoint(stub_server, capsys):
         == 1
     )
     assert "http_400: max_tokens is too large" in capsys.readouterr().err
+
+
+def test_engine_fault_fails_the_batch_rows_not_the_job():
+    import pyarrow as pa
+
+    from pulse.llm.base import REQUEST_COLUMN, RESPONSE_COLUMN, encode_request_row, finish_row, run_table
+
+    def boom(requests):
+        raise RuntimeError("CUDA out of memory")
+
+    rows = [
+        encode_request_row({"i": i}, lambda r: {**r, "messages": [{"role": "user", "content": "x"}]})
+        for i in range(3)
+    ]
+    table = run_table(pa.Table.from_pylist(rows), boom)
+    assert REQUEST_COLUMN in table.column_names and RESPONSE_COLUMN in table.column_names
+    out = [finish_row(r, lambda r: r) for r in table.to_pylist()]
+    assert [r["llm_error"] for r in out] == ["engine_error: RuntimeError('CUDA out of memory')"] * 3
+    assert [r["generated_text"] for r in out] == [None] * 3
+    assert out[0]["messages"] == [{"role": "user", "content": "x"}]

@@ -38,7 +38,10 @@ def data_url(data: bytes, mime: str = "image/png") -> str:
 
 
 def image_message(text: str, url: str) -> dict:
-    return {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}]}
+    return {
+        "role": "user",
+        "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}],
+    }
 
 
 def make_config(checkpoint: Path, **overrides) -> ServeConfig:

@@ -14,10 +14,9 @@ import httpx
 import openai
 import pytest
 from PIL import Image
+from serve_testlib import data_url, image_message, make_config, png_bytes, running
 
 from pulse.models.tiny_llava import load_pretrained_dir
-
-from serve_testlib import data_url, image_message, make_config, png_bytes, running
 
 MODEL = "pulse-tiny"
 API_KEY = "sk-test-0123456789abcdef"
@@ -78,7 +77,9 @@ def offline(tiny_llava_dir):
 
     def generate(messages: list[dict], images: list[Image.Image], max_new_tokens: int) -> tuple[str, int]:
         prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        inputs = processor(images=images or None, text=[prompt], add_special_tokens=False, return_tensors="pt")
+        inputs = processor(
+            images=images or None, text=[prompt], add_special_tokens=False, return_tensors="pt"
+        )
         out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         new = out[0, inputs["input_ids"].shape[1] :]
         if int(new[-1]) == processor.tokenizer.eos_token_id:
@@ -104,7 +105,9 @@ def test_greedy_completion_reproduces_offline_generate(client, offline, ecg_data
         model=MODEL, messages=[image_message(question, ecg_data_url)], max_tokens=20, temperature=0
     )
     expected, n_tokens = offline(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}], [ecg_image()], 20
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}],
+        [ecg_image()],
+        20,
     )
     assert resp.choices[0].message.content == expected
     assert resp.usage.completion_tokens == n_tokens
@@ -120,7 +123,12 @@ def test_concurrent_requests_are_batched_and_still_match_offline(client, offline
         ]
         texts = [f.result().choices[0].message.content for f in futures]
     expected, _ = offline(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": messages[0]["content"][1]["text"]}]}],
+        [
+            {
+                "role": "user",
+                "content": [{"type": "image"}, {"type": "text", "text": messages[0]["content"][1]["text"]}],
+            }
+        ],
         [ecg_image()],
         12,
     )
@@ -150,7 +158,10 @@ def test_multi_turn_history_is_part_of_the_prompt(client, offline, ecg_data_url)
     resp = client.chat.completions.create(model=MODEL, messages=[*history, follow_up], max_tokens=12)
     expected, _ = offline(
         [
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is the heart rate?"}]},
+            {
+                "role": "user",
+                "content": [{"type": "image"}, {"type": "text", "text": "What is the heart rate?"}],
+            },
             {"role": "assistant", "content": "The heart rate is 75 bpm."},
             {"role": "user", "content": "Is that normal?"},
         ],
@@ -167,7 +178,11 @@ def test_max_tokens_and_stop(client, ecg_data_url):
     short = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=3)
     assert short.usage.completion_tokens == 3
     assert short.choices[0].finish_reason == "length"
-    full = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=16).choices[0].message.content
+    full = (
+        client.chat.completions.create(model=MODEL, messages=messages, max_tokens=16)
+        .choices[0]
+        .message.content
+    )
     stop = full[len(full) // 2 : len(full) // 2 + 2]
     stopped = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=16, stop=[stop])
     assert stopped.choices[0].finish_reason == "stop"
@@ -179,7 +194,9 @@ def test_seeded_sampling_is_reproducible(client, ecg_data_url):
 
     def sample(seed):
         return (
-            client.chat.completions.create(model=MODEL, messages=messages, max_tokens=12, temperature=1.0, seed=seed)
+            client.chat.completions.create(
+                model=MODEL, messages=messages, max_tokens=12, temperature=1.0, seed=seed
+            )
             .choices[0]
             .message.content
         )
@@ -224,7 +241,9 @@ def test_each_limit_is_a_4xx_with_an_openai_error_body(client, ecg_data_url, cas
     change, status, message = LIMIT_CASES[case]
     url = change.get("image", ecg_data_url)
     content = [{"type": "image_url", "image_url": {"url": url}}] * change.get("images", 1)
-    messages = change.get("messages", [{"role": "user", "content": [*content, {"type": "text", "text": "Q?"}]}])
+    messages = change.get(
+        "messages", [{"role": "user", "content": [*content, {"type": "text", "text": "Q?"}]}]
+    )
     with pytest.raises(openai.APIStatusError) as info:
         client.chat.completions.create(
             model=change.get("model", MODEL), messages=messages, max_tokens=change.get("max_tokens", 4)
@@ -234,7 +253,9 @@ def test_each_limit_is_a_4xx_with_an_openai_error_body(client, ecg_data_url, cas
     assert message in error["message"], error
     assert error["type"]
     # The replica survived the bad request.
-    assert client.chat.completions.create(model=MODEL, messages=[image_message("Q?", ecg_data_url)], max_tokens=2)
+    assert client.chat.completions.create(
+        model=MODEL, messages=[image_message("Q?", ecg_data_url)], max_tokens=2
+    )
 
 
 def test_raw_http_errors_body_json_and_content_type(endpoint):
@@ -279,7 +300,9 @@ def test_health_route(endpoint):
 def test_request_logs_have_ids_and_tokens_but_no_keys_or_image_bytes(client, ray_session, ecg_data_url):
     import time
 
-    resp = client.chat.completions.create(model=MODEL, messages=[image_message("Log me", ecg_data_url)], max_tokens=5)
+    resp = client.chat.completions.create(
+        model=MODEL, messages=[image_message("Log me", ecg_data_url)], max_tokens=5
+    )
     logs_dir = Path(ray_session._private.worker._global_node.get_session_dir_path()) / "logs" / "serve"
     deadline = time.time() + 20
     text = ""

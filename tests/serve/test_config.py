@@ -25,7 +25,9 @@ def test_shipped_yaml_loads_and_opens_with_its_command(path: Path):
 
 
 def test_defaults_and_base_url():
-    cfg = ServeConfig.model_validate({"models": [{"name": "m", "checkpoint": "/ckpt"}], "route_prefix": "/pulse"})
+    cfg = ServeConfig.model_validate(
+        {"models": [{"name": "m", "checkpoint": "/ckpt"}], "route_prefix": "/pulse"}
+    )
     assert cfg.host == "127.0.0.1"
     assert cfg.base_url == "http://127.0.0.1:8000/pulse/v1"
     assert cfg.models[0].engine == "transformers"
@@ -47,4 +49,6 @@ def test_bad_values_name_the_key(overrides, fragment):
 
 def test_duplicate_model_names_are_rejected():
     with pytest.raises(ValueError, match="unique"):
-        ServeConfig.model_validate({"models": [{"name": "m", "checkpoint": "a"}, {"name": "m", "checkpoint": "b"}]})
+        ServeConfig.model_validate(
+            {"models": [{"name": "m", "checkpoint": "a"}, {"name": "m", "checkpoint": "b"}]}
+        )

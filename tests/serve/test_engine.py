@@ -12,7 +12,13 @@ from PIL import Image
 from serve_testlib import png_bytes
 
 from pulse.models.tiny_llava import load_pretrained_dir
-from pulse.serve.engine import IncrementalDecoder, Prepared, TokenStreamer, TransformersEngine, truncate_at_stop
+from pulse.serve.engine import (
+    IncrementalDecoder,
+    Prepared,
+    TokenStreamer,
+    TransformersEngine,
+    truncate_at_stop,
+)
 
 QUESTION = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What rhythm?"}]}]
 
@@ -35,7 +41,9 @@ def test_greedy_matches_offline_generate_token_for_token(engine, image, tiny_lla
     model, processor = load_pretrained_dir(tiny_llava_dir)
     prompt = processor.apply_chat_template(QUESTION, add_generation_prompt=True, tokenize=False)
     inputs = processor(images=[image], text=[prompt], add_special_tokens=False, return_tensors="pt")
-    reference = model.generate(**inputs, max_new_tokens=10, do_sample=False)[0, inputs["input_ids"].shape[1] :]
+    reference = model.generate(**inputs, max_new_tokens=10, do_sample=False)[
+        0, inputs["input_ids"].shape[1] :
+    ]
     ids = []
     streamer = TokenStreamer(ids.append, lambda: None)
     result = engine.generate([row(engine, image)], streamer=streamer)[0]
@@ -44,13 +52,19 @@ def test_greedy_matches_offline_generate_token_for_token(engine, image, tiny_lla
 
 
 def test_prompt_starts_with_a_single_bos(engine):
-    inputs = engine.encode([Prepared(prompt=engine.render_prompt([{"role": "user", "content": "hi"}]), images=[], max_tokens=1)])
+    inputs = engine.encode(
+        [Prepared(prompt=engine.render_prompt([{"role": "user", "content": "hi"}]), images=[], max_tokens=1)]
+    )
     ids = inputs["input_ids"][0].tolist()
     assert ids[0] == engine.tokenizer.bos_token_id and ids[1] != engine.tokenizer.bos_token_id
 
 
 def test_batch_of_mixed_requests_equals_each_alone(engine, image):
-    text_only = Prepared(prompt=engine.render_prompt([{"role": "user", "content": "Is the ECG normal?"}]), images=[], max_tokens=6)
+    text_only = Prepared(
+        prompt=engine.render_prompt([{"role": "user", "content": "Is the ECG normal?"}]),
+        images=[],
+        max_tokens=6,
+    )
     rows = [row(engine, image), row(engine, image, max_tokens=4), text_only]
     batched = engine.generate_many(rows)
     alone = [engine.generate([r])[0] for r in rows]

@@ -41,7 +41,11 @@ def test_llm_config_carries_llava_engine_kwargs_and_autoscaling():
     assert validated.model_loading_config.model_id == "pulse-7b"
     assert validated.accelerator_type == "H100"
     autoscaling = validated.deployment_config["autoscaling_config"]
-    assert (autoscaling["min_replicas"], autoscaling["max_replicas"], autoscaling["target_ongoing_requests"]) == (1, 4, 32)
+    assert (
+        autoscaling["min_replicas"],
+        autoscaling["max_replicas"],
+        autoscaling["target_ongoing_requests"],
+    ) == (1, 4, 32)
 
 
 def test_ray_rejects_an_unknown_accelerator_through_our_config():
@@ -52,7 +56,14 @@ def test_ray_rejects_an_unknown_accelerator_through_our_config():
 
 def test_mixed_engines_are_rejected():
     cfg = gpu_config()
-    mixed = cfg.model_copy(update={"models": [*cfg.models, cfg.models[0].model_copy(update={"name": "cpu", "engine": "transformers"})]})
+    mixed = cfg.model_copy(
+        update={
+            "models": [
+                *cfg.models,
+                cfg.models[0].model_copy(update={"name": "cpu", "engine": "transformers"}),
+            ]
+        }
+    )
     with pytest.raises(ValueError, match="all-vllm or all-transformers"):
         serving_args(mixed)
 
@@ -75,11 +86,15 @@ def test_vllm_app_serves_on_gpu(ray_session, tmp_path):
     import openai
     from ray import serve
 
-    cfg = gpu_config(checkpoint="llava-hf/llava-v1.6-mistral-7b-hf", tensor_parallel_size=1, max_model_len=4096)
+    cfg = gpu_config(
+        checkpoint="llava-hf/llava-v1.6-mistral-7b-hf", tensor_parallel_size=1, max_model_len=4096
+    )
     serve.run(build_vllm_app(cfg), name="pulse-gpu", route_prefix="/")
     try:
         client = openai.OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="x")
-        resp = client.chat.completions.create(model="pulse-7b", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+        resp = client.chat.completions.create(
+            model="pulse-7b", messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+        )
         assert resp.choices[0].message.content
     finally:
         serve.delete("pulse-gpu")

@@ -40,7 +40,12 @@ def test_max_completion_tokens_is_honoured():
         ({"messages": [{"role": "user", "content": [IMG, IMG, IMG]}]}, 400, "Too many images", "messages"),
         ({"messages": [{"role": "user", "content": "hi"}] * 5}, 400, "Too many messages", "messages"),
         ({"messages": [{"role": "assistant", "content": "hi"}]}, 400, "last message", "messages"),
-        ({"messages": [{"role": "assistant", "content": [IMG]}, {"role": "user", "content": "x"}]}, 400, "only accepted in user", "messages.0"),
+        (
+            {"messages": [{"role": "assistant", "content": [IMG]}, {"role": "user", "content": "x"}]},
+            400,
+            "only accepted in user",
+            "messages.0",
+        ),
         ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, 400, "messages.0.content", None),
         ({"stop": ["a", "b", "c", "d", "e"]}, 400, "stop", "stop"),
         ({"n": 2}, 400, "n", "n"),
@@ -62,7 +67,14 @@ def test_non_object_body_is_rejected():
 
 def test_error_body_is_openai_shaped():
     body = APIError(413, "too big", code="body_too_large").body()
-    assert body == {"error": {"message": "too big", "type": "invalid_request_error", "param": None, "code": "body_too_large"}}
+    assert body == {
+        "error": {
+            "message": "too big",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "body_too_large",
+        }
+    }
 
 
 def test_response_builders():

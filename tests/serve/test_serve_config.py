@@ -44,6 +44,19 @@ def test_cli_writes_both_files_locally_and_to_s3(tmp_path, s3_bucket):
     from pulse import io
 
     out = tmp_path / "serve.yaml"
-    assert main(["-c", str(CONFIG_DIR / "serve" / "cpu.yaml"), "--out", str(out), "--rayservice", f"{s3_bucket}/rs.yaml", "port=8600"]) == 0
+    assert (
+        main(
+            [
+                "-c",
+                str(CONFIG_DIR / "serve" / "cpu.yaml"),
+                "--out",
+                str(out),
+                "--rayservice",
+                f"{s3_bucket}/rs.yaml",
+                "port=8600",
+            ]
+        )
+        == 0
+    )
     assert yaml.safe_load(out.read_text())["http_options"]["port"] == 8600
     assert yaml.safe_load(io.read_text(f"{s3_bucket}/rs.yaml"))["kind"] == "RayService"

@@ -18,7 +18,7 @@ from serve_testlib import image_message, make_config, running
 from pulse.serve.job import deployment_name
 
 MODEL = "pulse-tiny"
-RECOVERY_LIMIT_S = 90  # stated recovery bound on a loaded 2-core box (typically ~10-20 s)
+RECOVERY_LIMIT_S = 120  # stated bound; ~70 s observed with load average ~80 on the shared 2-core box
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,12 @@ def test_concurrent_requests_are_dynamically_batched(client, cfg, ecg_data_url):
     before = model_handle(cfg).stats.remote().result()
     messages = [image_message("Batch me", ecg_data_url)]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8), range(8)))
+        list(
+            pool.map(
+                lambda _: client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8),
+                range(8),
+            )
+        )
     after = model_handle(cfg).stats.remote().result()
     assert after["rows"] - before["rows"] == 8
     assert after["max_batch"] > 1, after
@@ -83,7 +88,12 @@ def test_concurrent_requests_are_dynamically_batched(client, cfg, ecg_data_url):
 def test_client_disconnect_cancels_generation(endpoint, cfg, ecg_data_url):
     handle = model_handle(cfg)
     before = handle.stats.remote().result()
-    body = {"model": MODEL, "messages": [image_message("Long answer", ecg_data_url)], "max_tokens": 800, "stream": True}
+    body = {
+        "model": MODEL,
+        "messages": [image_message("Long answer", ecg_data_url)],
+        "max_tokens": 800,
+        "stream": True,
+    }
     with httpx.stream("POST", endpoint + "/chat/completions", json=body, timeout=60) as resp:
         assert resp.status_code == 200
         lines = resp.iter_lines()
@@ -128,7 +138,9 @@ def test_autoscales_from_one_to_two_replicas_under_a_burst(client, cfg, ecg_data
         stop.set()
         for t in threads:
             t.join()
-    print(f"autoscaling: 2nd replica requested after {decided:.1f}s, running after {time.time() - started:.1f}s")
+    print(
+        f"autoscaling: 2nd replica requested after {decided:.1f}s, running after {time.time() - started:.1f}s"
+    )
     assert states.get("RUNNING") == 2, states
     assert not errors
 
@@ -157,6 +169,14 @@ def test_killed_replica_processes_are_replaced_and_requests_succeed_again(client
     assert recovered_at is not None, f"no successful request within {RECOVERY_LIMIT_S}s of killing {pids}"
     print(f"recovered {recovered_at - killed_at:.1f}s after killing replica pids {sorted(pids)}")
     assert handle.stats.remote().result()["pid"] not in pids
+
+
+def test_start_refuses_a_port_other_than_the_running_serve(cfg, endpoint):
+    from pulse.serve import job
+
+    other = cfg.model_copy(update={"port": cfg.port + 1, "app_name": "other"})
+    with pytest.raises(RuntimeError, match="already running"):
+        job.start(other)
 
 
 def test_graceful_shutdown_finishes_in_flight_requests(client, cfg, ecg_data_url):

@@ -81,7 +81,7 @@ def test_zero2_survives_a_killed_worker(ddp_run, instruction_dir, tmp_path):
     assert result.metrics["optimizer_state_step"] == 4  # Adam's own counter continued, not restarted
     # Same init, data and optimizer math as the uninterrupted DDP run: the curves agree.
     for (step, loss, *_), (_, ref_loss, *_) in zip(result.history, reference.history, strict=True):
-        assert abs(loss - ref_loss) < 0.1, (step, loss, ref_loss)
+        assert abs(loss - ref_loss) < 0.15, (step, loss, ref_loss)
     assert result.metrics["export_probe_match"] is True
 
 

@@ -39,7 +39,9 @@ def _priority(row: dict[str, Any]) -> tuple[float, str]:
     return (-(score if score is not None else 0.0), row["id"])
 
 
-def drop_near_duplicates(rows: list[dict[str, Any]], threshold: float = 0.85, k: int = 3) -> list[dict[str, Any]]:
+def drop_near_duplicates(
+    rows: list[dict[str, Any]], threshold: float = 0.85, k: int = 3
+) -> list[dict[str, Any]]:
     """Rows of one record; each near duplicate of a kept row becomes a ``near_duplicate`` error row."""
     kept: list[tuple[dict[str, Any], frozenset]] = []
     out: list[dict[str, Any]] = []

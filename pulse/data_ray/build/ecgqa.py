@@ -50,7 +50,9 @@ def template_options(path: str = OPTIONS_CSV) -> dict[int, list[str]]:
     return table
 
 
-def ecgqa_row(qa: dict[str, Any], num_shards: int, seed: int = 0, options_csv: str = OPTIONS_CSV) -> dict[str, Any]:
+def ecgqa_row(
+    qa: dict[str, Any], num_shards: int, seed: int = 0, options_csv: str = OPTIONS_CSV
+) -> dict[str, Any]:
     """One ECG-QA sample as an instruction row (an error row when it cannot be converted)."""
     record_ids = list(qa.get("record_ids") or [])
     record_id = record_ids[0] if record_ids else f"ecgqa/{qa.get('sample_id')}"

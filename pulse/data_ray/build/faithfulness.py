@@ -40,7 +40,9 @@ EXCLUSIVE: tuple[frozenset[str], ...] = (
     frozenset({"SB", "STach"}),
     frozenset({"LAD", "RAD"}),
 )
-NEGATION = re.compile(r"\b(?:no|not|without|absence of|absent|negative for|rules? out|free of)\b[\w\s,-]{0,30}$", re.I)
+NEGATION = re.compile(
+    r"\b(?:no|not|without|absence of|absent|negative for|rules? out|free of)\b[\w\s,-]{0,30}$", re.I
+)
 COMPILED = {label: re.compile(pattern, re.IGNORECASE) for label, pattern in PHRASES.items()}
 
 

@@ -46,7 +46,9 @@ def plan_rows(cfg: BuildConfig, done: set[int]):
         from pulse.data_ray.build.translate import translate
 
         records = translate(records, cfg.translate)
-    plan = records.map_batches(plan_batch, batch_format="pyarrow", fn_kwargs={"cfg_json": cfg.model_dump_json()})
+    plan = records.map_batches(
+        plan_batch, batch_format="pyarrow", fn_kwargs={"cfg_json": cfg.model_dump_json()}
+    )
     qa = join.read_ecgqa(cfg.records_dir, cfg.storage) if cfg.include_ecgqa else None
     if qa is not None:
         qa_rows = qa.map_batches(ecgqa_batch, batch_format="pyarrow", fn_args=(shards, cfg.seed))
@@ -94,7 +96,9 @@ def write_shards(cfg: BuildConfig, rows, wanted_records: set[str]) -> list[dict]
         "num_shards": shards,
         "storage": cfg.storage,
         "llava": cfg.write.llava,
-        "dedupe": {"threshold": cfg.dedupe.threshold, "k": cfg.dedupe.shingle} if cfg.dedupe.enabled else None,
+        "dedupe": {"threshold": cfg.dedupe.threshold, "k": cfg.dedupe.shingle}
+        if cfg.dedupe.enabled
+        else None,
     }
     if cfg.write.shuffle == "sort":
         from ray.data.context import ShuffleStrategy
@@ -124,7 +128,9 @@ def run(cfg: BuildConfig) -> StageSummary:
     if cfg.write.llava:
         for split, path in finalize_llava(cfg.output_dir, cfg.storage).items():
             outputs[f"llava_{split}"] = path
-    outputs.update(write_stats(cfg.output_dir, totals, cfg.judge.threshold if cfg.judge.enabled else None, cfg.storage))
+    outputs.update(
+        write_stats(cfg.output_dir, totals, cfg.judge.threshold if cfg.judge.enabled else None, cfg.storage)
+    )
     summary = StageSummary(
         "build",
         rows_ok=totals["rows_ok"],

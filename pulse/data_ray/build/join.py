@@ -19,7 +19,9 @@ from pulse.data_ray.build.rows import RECORD_COLUMNS, shard_of
 IMAGE_COLUMNS = ("record_id", "image", "image_format", "error")
 
 
-def _parquet_dir(root: str, name: str, storage: io.StorageOptions | None, required: bool = True) -> str | None:
+def _parquet_dir(
+    root: str, name: str, storage: io.StorageOptions | None, required: bool = True
+) -> str | None:
     path = io.join(root, name)
     if io.list_files(path, "*.parquet", storage):
         return path

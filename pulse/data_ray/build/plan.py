@@ -57,7 +57,11 @@ class Planner:
         report = english_report(record)
         if {"report", "synthesis", "multi_turn"} & set(generators) and report is None:
             row = instruction_row(record, "report", task="report", qtype="open", generator="report")
-            detail = f"report_lang={record.get('report_lang')!r}; enable translate.engine" if record.get("report") else "empty report"
+            detail = (
+                f"report_lang={record.get('report_lang')!r}; enable translate.engine"
+                if record.get("report")
+                else "empty report"
+            )
             return [*rows, with_error(row, "no_english_report", detail)]
         rng = random.Random(f"{self.cfg.seed}:plan:{record['record_id']}")
         if "report" in generators:

@@ -17,7 +17,16 @@ from pulse.schema import TURN_TYPE
 
 IMAGE_TOKEN = "<image>\n"
 
-RECORD_COLUMNS = ("record_id", "dataset", "split", "labels_std", "superclasses", "report", "report_lang", "error")
+RECORD_COLUMNS = (
+    "record_id",
+    "dataset",
+    "split",
+    "labels_std",
+    "superclasses",
+    "report",
+    "report_lang",
+    "error",
+)
 ROW_COLUMNS = (
     "id",
     "record_id",

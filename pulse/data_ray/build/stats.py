@@ -122,5 +122,7 @@ def write_stats(
     }
     io.write_text(paths["table_md"], markdown_table(rows), storage)
     io.write_text(paths["table_csv"], csv_table(rows), storage)
-    io.write_bytes(paths["judge_hist"], histogram_png(totals["judge_kept"], totals["judge_dropped"], threshold), storage)
+    io.write_bytes(
+        paths["judge_hist"], histogram_png(totals["judge_kept"], totals["judge_dropped"], threshold), storage
+    )
     return paths

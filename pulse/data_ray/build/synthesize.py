@@ -14,7 +14,9 @@ from pulse.data_ray.build.config import SynthesisConfig
 from pulse.data_ray.build.prompts import fill, label_name, load_prompt_file
 from pulse.data_ray.build.rows import ROW_COLUMNS, conversation, with_error
 
-SINGLE = re.compile(r"^\W*Task\W*:?\s*(?P<task>.+?)\s*^\W*Response\W*:?\s*(?P<response>.+)$", re.S | re.M | re.I)
+SINGLE = re.compile(
+    r"^\W*Task\W*:?\s*(?P<task>.+?)\s*^\W*Response\W*:?\s*(?P<response>.+)$", re.S | re.M | re.I
+)
 TURN = re.compile(r"^\W*(Human|User|Clinician|Assistant|AI)\W*:\s*", re.M | re.I)
 
 

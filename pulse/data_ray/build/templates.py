@@ -47,7 +47,9 @@ class TemplateBook:
         return out
 
 
-def template_rows(record: dict[str, Any], book: TemplateBook, negatives: int = 2, options: int = 8, seed: int = 0):
+def template_rows(
+    record: dict[str, Any], book: TemplateBook, negatives: int = 2, options: int = 8, seed: int = 0
+):
     """All template instructions of one record (an empty list when it has no usable labels)."""
     rng = random.Random(f"{seed}:{record['record_id']}")
     labels = sorted(set(record.get("labels_std") or []))
@@ -57,17 +59,34 @@ def template_rows(record: dict[str, Any], book: TemplateBook, negatives: int = 2
     def add(key: str, task: str, qtype: str, question: str, answer: str) -> None:
         rows.append(
             instruction_row(
-                record, key, task=task, qtype=qtype, generator=generator, conversations=conversation(question, answer)
+                record,
+                key,
+                task=task,
+                qtype=qtype,
+                generator=generator,
+                conversations=conversation(question, answer),
             )
         )
 
     dataset = record.get("dataset")
     prompts = book.spec["yes_no"]["prompts"]
     for label in labels:
-        add(f"yn:{label}", book.task_of(label), "close", fill(rng.choice(prompts), name=book.name(label)), "yes")
+        add(
+            f"yn:{label}",
+            book.task_of(label),
+            "close",
+            fill(rng.choice(prompts), name=book.name(label)),
+            "yes",
+        )
     pool = [lab for lab in book.spec["mcq"]["pool"] if lab not in book.blocked(labels)]
     for label in rng.sample(pool, min(negatives, len(pool))) if labels else []:
-        add(f"yn:{label}", book.task_of(label), "close", fill(rng.choice(prompts), name=book.name(label)), "no")
+        add(
+            f"yn:{label}",
+            book.task_of(label),
+            "close",
+            fill(rng.choice(prompts), name=book.name(label)),
+            "no",
+        )
 
     for set_name, spec in book.spec.get("class_sets", {}).items():
         if dataset not in spec["datasets"]:
@@ -76,12 +95,24 @@ def template_rows(record: dict[str, Any], book: TemplateBook, negatives: int = 2
         if answer is None:
             continue
         class_list = ", ".join(f"{code}({name})" for code, name in spec["classes"].items())
-        add(f"classes:{set_name}", spec["task"], "close", fill(rng.choice(spec["prompts"]), class_list=class_list), answer)
+        add(
+            f"classes:{set_name}",
+            spec["task"],
+            "close",
+            fill(rng.choice(spec["prompts"]), class_list=class_list),
+            answer,
+        )
 
     normal = book.spec.get("normal_abnormal")
     if normal and dataset in normal["datasets"] and labels:
         is_normal = set(labels) <= set(normal["normal_labels"])
-        add("normal", "morphology", "close", rng.choice(normal["prompts"]), "NORM" if is_normal else "ABNORMAL")
+        add(
+            "normal",
+            "morphology",
+            "close",
+            rng.choice(normal["prompts"]),
+            "NORM" if is_normal else "ABNORMAL",
+        )
 
     mcq = book.spec.get("mcq")
     if mcq and dataset in mcq["datasets"] and labels:
@@ -115,7 +146,9 @@ def mcq_question(
     negatives = rng.sample(pool, min(options - 1, len(pool)))
     choices = [*negatives, gold]
     rng.shuffle(choices)
-    lines = [f"{LETTERS[i]}. {book.name(lab)[:1].upper()}{book.name(lab)[1:]}" for i, lab in enumerate(choices)]
+    lines = [
+        f"{LETTERS[i]}. {book.name(lab)[:1].upper()}{book.name(lab)[1:]}" for i, lab in enumerate(choices)
+    ]
     return "\n".join(lines), LETTERS[choices.index(gold)]
 
 
@@ -130,8 +163,20 @@ def _rhythm_rows(record, labels, book: TemplateBook, rng: random.Random, add) ->
     spec = book.spec.get("rhythm")
     if spec and len(rhythm) == 1:
         name = book.name(rhythm[0])
-        add("rhythm:open", "rhythm", "open", rng.choice(spec["open_prompts"]), fill(spec["open_answer"], name=name))
-        add("rhythm:fill", "rhythm", "fill", rng.choice(spec["fill_prompts"]), fill(spec["fill_answer"], name=name))
+        add(
+            "rhythm:open",
+            "rhythm",
+            "open",
+            rng.choice(spec["open_prompts"]),
+            fill(spec["open_answer"], name=name),
+        )
+        add(
+            "rhythm:fill",
+            "rhythm",
+            "fill",
+            rng.choice(spec["fill_prompts"]),
+            fill(spec["fill_answer"], name=name),
+        )
     rate = book.spec.get("rate")
     category = category_of(labels, rate["categories"]) if rate else None
     if category:

@@ -46,7 +46,11 @@ class TranslatePrompts:
         return {**row, "messages": messages, "sampling_params": params}
 
     def postprocess(self, row: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in row.items() if k not in ("messages", "sampling_params", "generated_text", "llm_error", "usage")}
+        out = {
+            k: v
+            for k, v in row.items()
+            if k not in ("messages", "sampling_params", "generated_text", "llm_error", "usage")
+        }
         out[OUTPUT_COLUMN] = None if row.get("llm_error") else clean_translation(row.get("generated_text"))
         return out
 

@@ -51,7 +51,10 @@ def structure_error(conversations: list[dict[str, str]]) -> tuple[str, str] | No
         return "invalid_roles", "the last turn is not an answer"
     if not conversations[0]["value"].startswith(IMAGE_TOKEN):
         return "invalid_image_token", "the first human turn does not start with '<image>\\n'"
-    if any("<image>" in turn["value"] for turn in conversations[1:]) or conversations[0]["value"].count("<image>") != 1:
+    if (
+        any("<image>" in turn["value"] for turn in conversations[1:])
+        or conversations[0]["value"].count("<image>") != 1
+    ):
         return "invalid_image_token", "'<image>' must appear exactly once, at the start"
     return None
 

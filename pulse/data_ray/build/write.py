@@ -23,7 +23,7 @@ import pyarrow as pa
 from pulse import io
 from pulse.config import ConfigError
 from pulse.data_ray.build.dedupe import drop_near_duplicates
-from pulse.data_ray.build.rows import with_error
+from pulse.data_ray.build.rows import shard_of, with_error
 from pulse.schema import INSTRUCTION_SCHEMA, error_reason
 
 HIST_BINS = 20  # judge-score histogram over [0, 5] in steps of 0.25
@@ -33,7 +33,9 @@ def shard_name(shard: int) -> str:
     return f"shard-{shard:05d}"
 
 
-def completed_shards(output_dir: str, num_shards: int, storage: io.StorageOptions | None = None) -> dict[int, dict]:
+def completed_shards(
+    output_dir: str, num_shards: int, storage: io.StorageOptions | None = None
+) -> dict[int, dict]:
     """Markers of shards a previous run finished; a different ``num_shards`` is an error."""
     done: dict[int, dict] = {}
     for path in io.list_files(io.join(output_dir, "_progress"), "shard-*.json", storage):
@@ -48,8 +50,7 @@ def completed_shards(output_dir: str, num_shards: int, storage: io.StorageOption
 
 
 def image_item(row: dict[str, Any], num_shards: int) -> dict[str, Any]:
-    from pulse.data_ray.build.rows import shard_of
-
+    """An image row keyed by its record's shard (payload: format and any render error)."""
     return {
         "shard": shard_of(row["record_id"], num_shards),
         "kind": "image",
@@ -60,6 +61,7 @@ def image_item(row: dict[str, Any], num_shards: int) -> dict[str, Any]:
 
 
 def row_item(row: dict[str, Any]) -> dict[str, Any]:
+    """An instruction row keyed by its shard (payload: the row as JSON, so no column types clash)."""
     return {
         "shard": int(row["shard"]),
         "kind": "row",
@@ -107,7 +109,9 @@ class ShardWriter:
         for item in items:
             payload = json.loads(item["payload"])
             if item["kind"] == "image":
-                images.setdefault(item["record_id"], (item["image"], payload["image_format"], payload["error"]))
+                images.setdefault(
+                    item["record_id"], (item["image"], payload["image_format"], payload["error"])
+                )
             else:
                 rows_by_record.setdefault(item["record_id"], []).append(payload)
         kept: list[dict[str, Any]] = []
@@ -142,12 +146,16 @@ class ShardWriter:
                     io.write_bytes(io.join(self.output_dir, "llava", rel), data, self.storage)
                     written_images.add(rel)
             table = pa.Table.from_pylist(records, schema=INSTRUCTION_SCHEMA)
-            io.write_parquet(table, io.join(self.output_dir, "parquet", f"split={split}", f"{name}.parquet"), self.storage)
+            io.write_parquet(
+                table, io.join(self.output_dir, "parquet", f"split={split}", f"{name}.parquet"), self.storage
+            )
             if self.llava:
                 part = io.join(self.output_dir, "llava", "_parts", split, f"{name}.json")
                 io.write_text(part, json.dumps(llava_rows, ensure_ascii=False), self.storage)
         if dropped:
-            table = pa.Table.from_pylist([{**_public(r), "image": None} for r in dropped], schema=INSTRUCTION_SCHEMA)
+            table = pa.Table.from_pylist(
+                [{**_public(r), "image": None} for r in dropped], schema=INSTRUCTION_SCHEMA
+            )
             io.write_parquet(table, io.join(self.output_dir, "errors", f"{name}.parquet"), self.storage)
         marker = {
             "shard": shard,

@@ -30,8 +30,19 @@ REALDATA = PACKAGE_ROOT / "assets" / "realdata"
 CINC = REALDATA / "cinc2021"
 PREFIX_DATASET = {"A": "cpsc2018", "E": "g12ec", "HR": "ptbxl"}
 RECORDS = [
-    "A0689", "A1041", "A2712", "A5215", "E00271", "E01137", "E03823", "JS01048", "JS01560", "JS11438",
-    "HR06000", "HR06001", "HR07911",
+    "A0689",
+    "A1041",
+    "A2712",
+    "A5215",
+    "E00271",
+    "E01137",
+    "E03823",
+    "JS01048",
+    "JS01560",
+    "JS11438",
+    "HR06000",
+    "HR06001",
+    "HR07911",
 ]
 NO_IMAGE = "g12ec/E03823"
 REPORT_LANG = {"sinus": "en", "rhythm": "en", "normal": "en"}
@@ -59,7 +70,11 @@ def ptbxl_rows() -> dict[int, dict]:
 
 def guess_lang(report: str) -> str:
     words = set(report.lower().replace(".", " ").split())
-    return "en" if words & {"sinus", "rhythm", "normal", "ecg"} and not words & {"sinusrhythmus", "normal-ekg"} else "de"
+    return (
+        "en"
+        if words & {"sinus", "rhythm", "normal", "ecg"} and not words & {"sinusrhythmus", "normal-ekg"}
+        else "de"
+    )
 
 
 def superclasses(scp_codes: str) -> list[str]:
@@ -76,14 +91,25 @@ def record_row(name: str, snomed: dict[str, str], ptbxl: dict[int, dict]) -> dic
     native = str(int(name[2:])) if dataset == "ptbxl" else name
     header = (CINC / "records" / f"{name}.hea").read_text().splitlines()
     comments = dict(
-        (part.strip() for part in line.lstrip("#").split(":", 1)) for line in header if line.startswith("#") and ":" in line
+        (part.strip() for part in line.lstrip("#").split(":", 1))
+        for line in header
+        if line.startswith("#") and ":" in line
     )
     codes = [c.strip() for c in comments.get("Dx", "").split(",") if c.strip()]
     row = {c: None for c in RECORD_SCHEMA.names}
-    row.update(record_id=f"{dataset}/{native}", dataset=dataset, split="test" if name.endswith("1") else "train")
+    row.update(
+        record_id=f"{dataset}/{native}", dataset=dataset, split="test" if name.endswith("1") else "train"
+    )
     if name == "E00271":  # the real wfdb-rejected header: an ingest error row
-        return {**row, "labels": [], "labels_std": [], "superclasses": [], "lead_names": [], "signal": [],
-                "error": "header_error: record name line reads 'E00271.mat'"}
+        return {
+            **row,
+            "labels": [],
+            "labels_std": [],
+            "superclasses": [],
+            "lead_names": [],
+            "signal": [],
+            "error": "header_error: record name line reads 'E00271.mat'",
+        }
     signal = scipy.io.loadmat(CINC / "records" / f"{name}.mat")["val"][:, :500] / 1000.0
     report, lang, supers = None, None, []
     if dataset == "ptbxl" and int(native) in ptbxl:
@@ -120,17 +146,30 @@ def write_inputs(root: Path) -> dict[str, str]:
     snomed, ptbxl = snomed_table(), ptbxl_rows()
     records = [record_row(name, snomed, ptbxl) for name in RECORDS]
     (root / "records" / "records").mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(records, schema=RECORD_SCHEMA), root / "records" / "records" / "part-0.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(records, schema=RECORD_SCHEMA), root / "records" / "records" / "part-0.parquet"
+    )
     images = []
     for record in records:
         if record["record_id"] == NO_IMAGE:
             continue
         image = {c: None for c in IMAGE_SCHEMA.names}
-        image.update(record_id=record["record_id"], image=png_bytes(record["record_id"]), image_format="png",
-                     width=96, height=64, dpi=100, layout="3x4", distortions="{}", leads=[])
+        image.update(
+            record_id=record["record_id"],
+            image=png_bytes(record["record_id"]),
+            image_format="png",
+            width=96,
+            height=64,
+            dpi=100,
+            layout="3x4",
+            distortions="{}",
+            leads=[],
+        )
         images.append(image)
     (root / "images" / "images").mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(images, schema=IMAGE_SCHEMA), root / "images" / "images" / "part-0.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(images, schema=IMAGE_SCHEMA), root / "images" / "images" / "part-0.parquet"
+    )
     qa = json.loads((REALDATA / "ecgqa" / "qa_on_realdata_ptbxl_ids.json").read_text())
     wanted = {"ptbxl/6000", "ptbxl/6001", "ptbxl/7911"}
     rows = []
@@ -138,13 +177,23 @@ def write_inputs(root: Path) -> dict[str, str]:
         ids = [f"ptbxl/{i}" for i in sample["ecg_id"]]
         if not set(ids) & wanted:
             continue
-        rows.append({
-            "question_id": sample["question_id"], "sample_id": sample["sample_id"], "template_id": sample["template_id"],
-            "question": sample["question"], "answer": sample["answer"], "question_type": sample["question_type"],
-            "attribute_type": sample["attribute_type"], "attribute": sample["attribute"] or [],
-            "ecg_ids": sample["ecg_id"], "record_ids": ids, "split": "train",
-            "source_file": sample["source_file"], "error": None,
-        })
+        rows.append(
+            {
+                "question_id": sample["question_id"],
+                "sample_id": sample["sample_id"],
+                "template_id": sample["template_id"],
+                "question": sample["question"],
+                "answer": sample["answer"],
+                "question_type": sample["question_type"],
+                "attribute_type": sample["attribute_type"],
+                "attribute": sample["attribute"] or [],
+                "ecg_ids": sample["ecg_id"],
+                "record_ids": ids,
+                "split": "train",
+                "source_file": sample["source_file"],
+                "error": None,
+            }
+        )
     (root / "records" / "ecgqa").mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows), root / "records" / "ecgqa" / "part-0.parquet")
     return {"records_dir": str(root / "records"), "images_dir": str(root / "images")}

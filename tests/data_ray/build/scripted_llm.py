@@ -54,8 +54,16 @@ class ScriptedLLM:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 text = server.reply(body["messages"])
                 payload = {
-                    "id": "x", "object": "chat.completion", "model": body.get("model", "scripted"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "id": "x",
+                    "object": "chat.completion",
+                    "model": body.get("model", "scripted"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                        }
+                    ],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
                 }
                 data = json.dumps(payload).encode()
@@ -84,7 +92,10 @@ class ScriptedLLM:
                 return next(text for kind, text in SINGLE.items() if f"Question type: {kind}." in user)
             key = hashlib.sha1(user.encode()).hexdigest()
             self.judge_calls[key] += 1
-            if self.judge_calls[key] == 1 or "Describe the T waves in the precordial leads." in user.split("Conversation:")[-1]:
+            if (
+                self.judge_calls[key] == 1
+                or "Describe the T waves in the precordial leads." in user.split("Conversation:")[-1]
+            ):
                 return "The pair looks fine to me. Score: 4"
             if "Are the T waves normal?" in user:
                 return VERDICT.format(s=4, c="false")

@@ -5,7 +5,10 @@ from pulse.data_ray.build.balance import balance_row, keep_probabilities
 
 def rows(cell: tuple[str, str, str], n: int) -> list[dict]:
     source, task, qtype = cell
-    return [{"id": f"{source}/{i}#k", "source": source, "task": task, "qtype": qtype, "error": None} for i in range(n)]
+    return [
+        {"id": f"{source}/{i}#k", "source": source, "task": task, "qtype": qtype, "error": None}
+        for i in range(n)
+    ]
 
 
 def test_cells_over_the_cap_shrink_to_about_the_cap_deterministically():

@@ -16,7 +16,9 @@ PROMPTS = sorted((REPO / "configs" / "build" / "prompts").glob("*.yaml"))
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_build_configs_validate_and_open_with_their_command(path):
     first = path.read_text().splitlines()[0]
-    assert first.startswith("#") and "pulse build --config configs/build/" in path.read_text().split("\n\n")[0]
+    assert (
+        first.startswith("#") and "pulse build --config configs/build/" in path.read_text().split("\n\n")[0]
+    )
     cfg = load_config(BuildConfig, str(path))
     load_prompt_file(cfg.templates.prompts)
     load_prompt_file(cfg.synthesis.prompts)
@@ -36,9 +38,9 @@ def test_shipped_configs_include_demo_cpu_and_gpu():
 
 def test_llm_routes_without_an_engine_and_unknown_keys_are_errors():
     base = ["records_dir=r", "images_dir=i", "output_dir=o"]
-    with pytest.raises(ConfigError, match="synthesis.engine is null"):
+    with pytest.raises(ConfigError, match=r"synthesis\.engine is null"):
         load_config(BuildConfig, None, [*base, "routes.ptbxl=[synthesis]"])
-    with pytest.raises(ConfigError, match="Unknown config key: judge.treshold"):
+    with pytest.raises(ConfigError, match=r"Unknown config key: judge\.treshold"):
         load_config(BuildConfig, None, [*base, "judge.treshold=3"])
-    with pytest.raises(ConfigError, match="synthesis.engine"):
+    with pytest.raises(ConfigError, match=r"synthesis\.engine"):
         load_config(BuildConfig, None, [*base, "synthesis.engine.kind=gpt"])

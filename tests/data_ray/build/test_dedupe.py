@@ -5,13 +5,22 @@ from pulse.data_ray.build.rows import conversation
 
 
 def row(key: str, question: str, answer: str, score: float | None = None) -> dict:
-    return {"id": f"r#{key}", "conversations": conversation(question, answer), "judge_score": score, "error": None}
+    return {
+        "id": f"r#{key}",
+        "conversations": conversation(question, answer),
+        "judge_score": score,
+        "error": None,
+    }
 
 
 def test_near_duplicates_within_a_record_are_dropped_keeping_the_better_row():
     rows = [
-        row("b", "What is the heart rhythm shown in this ECG image?", "The rhythm is sinus bradycardia.", 3.0),
-        row("a", "What is the heart rhythm shown in this ECG image ?", "The rhythm is sinus bradycardia!", 4.5),
+        row(
+            "b", "What is the heart rhythm shown in this ECG image?", "The rhythm is sinus bradycardia.", 3.0
+        ),
+        row(
+            "a", "What is the heart rhythm shown in this ECG image ?", "The rhythm is sinus bradycardia!", 4.5
+        ),
         row("c", "Is the heart rate slow, normal or fast?", "slow", 4.0),
     ]
     out = {r["id"]: r for r in drop_near_duplicates(rows, threshold=0.85)}

@@ -9,7 +9,12 @@ from pulse.data_ray.build.rows import conversation
 @pytest.mark.parametrize(
     ("question", "answer", "labels", "expected"),
     [
-        ("What is the rhythm?", "There is no atrial fibrillation; the rhythm is regular.", ["AF"], "denies AF"),
+        (
+            "What is the rhythm?",
+            "There is no atrial fibrillation; the rhythm is regular.",
+            ["AF"],
+            "denies AF",
+        ),
         ("What is the rhythm?", "Normal sinus rhythm at 75 bpm.", ["AF"], "asserts NSR"),
         ("Rate?", "The ECG shows sinus tachycardia.", ["SB"], "asserts STach"),
         ("Axis?", "Right axis deviation is present.", ["LAD"], "asserts RAD"),
@@ -24,7 +29,11 @@ def test_contradictions_are_caught(question, answer, labels, expected):
 @pytest.mark.parametrize(
     ("question", "answer", "labels"),
     [
-        ("What is the rhythm?", "Atrial fibrillation with an irregularly irregular rhythm, not sinus rhythm.", ["AF"]),
+        (
+            "What is the rhythm?",
+            "Atrial fibrillation with an irregularly irregular rhythm, not sinus rhythm.",
+            ["AF"],
+        ),
         ("Rate?", "Sinus bradycardia at about 50 bpm.", ["SB", "TAb"]),
         ("Does this ECG show atrial fibrillation?", "No.", ["NSR"]),
         ("Is there left axis deviation?", "Yes.", ["LAD", "NSR"]),
@@ -36,7 +45,9 @@ def test_consistent_answers_pass(question, answer, labels):
 
 
 def test_check_row_marks_the_turn_and_skips_unlabelled_rows():
-    conv = conversation("What is the rhythm?", "Atrial fibrillation.", "Is it sinus?", "No, there is no sinus rhythm...")
+    conv = conversation(
+        "What is the rhythm?", "Atrial fibrillation.", "Is it sinus?", "No, there is no sinus rhythm..."
+    )
     row = {"id": "x", "conversations": conv, "labels_std": ["NSR"], "error": None}
     result = check_row(row)
     assert result["error"].startswith("unfaithful: turn 0")

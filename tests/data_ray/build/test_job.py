@@ -20,8 +20,13 @@ CONFIG = "configs/build/templates.yaml"
 
 
 def overrides(inputs: dict[str, str], output: str, *extra: str) -> list[str]:
-    return [f"records_dir={inputs['records_dir']}", f"images_dir={inputs['images_dir']}", f"output_dir={output}",
-            "write.shuffle=sort", *extra]
+    return [
+        f"records_dir={inputs['records_dir']}",
+        f"images_dir={inputs['images_dir']}",
+        f"output_dir={output}",
+        "write.shuffle=sort",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +95,9 @@ def test_rerun_resumes_and_rewrites_only_the_unfinished_shard(demo_build, build_
 
 def test_build_writes_to_s3(ray_session, build_inputs, s3_bucket):
     output = f"{s3_bucket}/instruct"
-    cfg = load_config(BuildConfig, CONFIG, overrides(build_inputs, output, "write.num_shards=2", "include_ecgqa=false"))
+    cfg = load_config(
+        BuildConfig, CONFIG, overrides(build_inputs, output, "write.num_shards=2", "include_ecgqa=false")
+    )
     summary = run(cfg)
     assert summary.rows_ok > 0
     parquet = io.list_files(f"{output}/parquet", "*.parquet")
@@ -99,4 +106,7 @@ def test_build_writes_to_s3(ray_session, build_inputs, s3_bucket):
     llava = json.loads(io.read_text(f"{output}/llava/train.json"))
     assert io.read_bytes(f"{output}/llava/{llava[0]['image']}").startswith(b"\x89PNG")
     assert io.exists(f"{output}/stats/table.md") and io.exists(f"{output}/run_info.json")
-    assert sorted(json.loads(io.read_text(p))["shard"] for p in io.list_files(f"{output}/_progress")) == [0, 1]
+    assert sorted(json.loads(io.read_text(p))["shard"] for p in io.list_files(f"{output}/_progress")) == [
+        0,
+        1,
+    ]

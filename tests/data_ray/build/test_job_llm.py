@@ -20,21 +20,42 @@ from .scripted_llm import TRANSLATION, ScriptedLLM
 
 
 def http_engine(base_url: str) -> str:
-    return json.dumps({"kind": "http", "base_url": base_url, "model": "scripted", "api_key_env": None,
-                       "max_retries": 1, "batch_size": 16, "max_concurrent_requests": 4})
+    return json.dumps(
+        {
+            "kind": "http",
+            "base_url": base_url,
+            "model": "scripted",
+            "api_key_env": None,
+            "max_retries": 1,
+            "batch_size": 16,
+            "max_concurrent_requests": 4,
+        }
+    )
 
 
 def test_llm_build_translates_synthesizes_judges_and_filters(ray_session, build_inputs, tmp_path):
     out = tmp_path / "out"
     with ScriptedLLM() as llm:
         engine = http_engine(llm.base_url)
-        cfg = load_config(BuildConfig, None, [
-            f"records_dir={build_inputs['records_dir']}", f"images_dir={build_inputs['images_dir']}",
-            f"output_dir={out}", "write.shuffle=sort", "include_ecgqa=false", "write.num_shards=2",
-            "routes={ptbxl: [report, synthesis, multi_turn]}",
-            f"translate.engine={engine}", f"synthesis.engine={engine}", f"judge.engine={engine}",
-            "synthesis.per_record=4", "judge.max_retries=1", "judge.threshold=3",
-        ])
+        cfg = load_config(
+            BuildConfig,
+            None,
+            [
+                f"records_dir={build_inputs['records_dir']}",
+                f"images_dir={build_inputs['images_dir']}",
+                f"output_dir={out}",
+                "write.shuffle=sort",
+                "include_ecgqa=false",
+                "write.num_shards=2",
+                "routes={ptbxl: [report, synthesis, multi_turn]}",
+                f"translate.engine={engine}",
+                f"synthesis.engine={engine}",
+                f"judge.engine={engine}",
+                "synthesis.per_record=4",
+                "judge.max_retries=1",
+                "judge.threshold=3",
+            ],
+        )
         summary = run(cfg)
     roles = [role for role, _ in llm.prompts]
     assert roles.count("translate") == 2  # ptbxl/6001 and ptbxl/7911 are German; 6000 is English
@@ -71,10 +92,24 @@ def test_synthesis_stage_runs_on_the_transformers_engine(ray_session):
     from pulse.llm.config import TransformersEngineConfig
 
     rows = [
-        {"id": f"ptbxl/{i}#synth:0", "record_id": f"ptbxl/{i}", "split": "train", "shard": 0, "source": "ptbxl",
-         "task": "rhythm", "qtype": "open", "generator": "synthesis", "conversations": [], "judge_score": None,
-         "judge_reason": None, "error": None, "labels_std": ["NSR"], "superclasses": ["NORM"],
-         "context": "sinus rhythm. normal ecg.", "request": "single|open-ended|rhythm"}
+        {
+            "id": f"ptbxl/{i}#synth:0",
+            "record_id": f"ptbxl/{i}",
+            "split": "train",
+            "shard": 0,
+            "source": "ptbxl",
+            "task": "rhythm",
+            "qtype": "open",
+            "generator": "synthesis",
+            "conversations": [],
+            "judge_score": None,
+            "judge_reason": None,
+            "error": None,
+            "labels_std": ["NSR"],
+            "superclasses": ["NORM"],
+            "context": "sinus rhythm. normal ecg.",
+            "request": "single|open-ended|rhythm",
+        }
         for i in range(3)
     ]
     engine = TransformersEngineConfig(model_source="tiny-random", batch_size=3, max_input_tokens=2048)
@@ -84,4 +119,7 @@ def test_synthesis_stage_runs_on_the_transformers_engine(ray_session):
     for row in done:
         assert row["generator"] == "synthesis-v1:transformers/tiny-random"
         # A random model writes no "Task:/Response:"; the row must become an error row, not crash.
-        assert row["error"] is None or row["error"].split(":")[0] in {"synthesis_unparsable", "prompt_too_long"}
+        assert row["error"] is None or row["error"].split(":")[0] in {
+            "synthesis_unparsable",
+            "prompt_too_long",
+        }

@@ -14,10 +14,21 @@ GOOD = (
 
 def judged_row(**overrides) -> dict:
     row = {
-        "id": "ptbxl/6000#synth:0", "record_id": "ptbxl/6000", "split": "train", "shard": 0, "source": "ptbxl",
-        "task": "rhythm", "qtype": "open", "generator": "synthesis-v1:transformers/tiny", "judge_score": None,
-        "judge_reason": None, "error": None, "labels_std": ["NSR"], "superclasses": ["NORM"],
-        "context": "sinus rhythm. normal ecg.", "request": "single|open-ended|rhythm",
+        "id": "ptbxl/6000#synth:0",
+        "record_id": "ptbxl/6000",
+        "split": "train",
+        "shard": 0,
+        "source": "ptbxl",
+        "task": "rhythm",
+        "qtype": "open",
+        "generator": "synthesis-v1:transformers/tiny",
+        "judge_score": None,
+        "judge_reason": None,
+        "error": None,
+        "labels_std": ["NSR"],
+        "superclasses": ["NORM"],
+        "context": "sinus rhythm. normal ecg.",
+        "request": "single|open-ended|rhythm",
         "conversations": conversation("What is the rhythm?", "Sinus rhythm."),
     }
     return {**row, **overrides}
@@ -57,20 +68,30 @@ def test_postprocess_threshold_unfaithful_and_malformed():
     kept = prompts.postprocess({**judged_row(), "generated_text": GOOD, "llm_error": None})
     assert kept["error"] is None and kept["judge_score"] == pytest.approx(4.0)
     assert "messages" not in kept and "generated_text" not in kept
-    low = prompts.postprocess({**judged_row(), "generated_text": GOOD.replace('"score": 5', '"score": 1'), "llm_error": None})
+    low = prompts.postprocess(
+        {**judged_row(), "generated_text": GOOD.replace('"score": 5', '"score": 1'), "llm_error": None}
+    )
     assert low["error"] == "judge_below_threshold: 2.67 < 3.5" and low["judge_score"] == pytest.approx(8 / 3)
-    unfaithful = prompts.postprocess({**judged_row(), "generated_text": GOOD.replace("true", "false"), "llm_error": None})
+    unfaithful = prompts.postprocess(
+        {**judged_row(), "generated_text": GOOD.replace("true", "false"), "llm_error": None}
+    )
     assert unfaithful["error"].startswith("judge_unfaithful:")
     broken = prompts.postprocess({**judged_row(), "generated_text": "Score: 4", "llm_error": None})
     assert broken["error"].startswith("judge_malformed: no JSON object")
-    failed = prompts.postprocess({**judged_row(), "generated_text": None, "llm_error": "http_503: overloaded"})
+    failed = prompts.postprocess(
+        {**judged_row(), "generated_text": None, "llm_error": "http_503: overloaded"}
+    )
     assert failed["error"] == "judge_malformed: engine failed (http_503: overloaded)"
 
 
 def test_preprocess_puts_report_labels_and_turns_in_the_prompt_and_samples_on_retry():
     first = JudgePrompts(JudgeConfig(), attempt=0).preprocess(judged_row())
     text = first["messages"][-1]["content"]
-    assert "sinus rhythm. normal ecg." in text and "Question: What is the rhythm?" in text and "<image>" not in text
+    assert (
+        "sinus rhythm. normal ecg." in text
+        and "Question: What is the rhythm?" in text
+        and "<image>" not in text
+    )
     assert "Labels: sinus rhythm" in text  # NSR rendered as a readable label
     assert first["sampling_params"]["temperature"] == 0.0
     retry = JudgePrompts(JudgeConfig(), attempt=1).preprocess(judged_row())

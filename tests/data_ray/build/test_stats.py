@@ -9,15 +9,26 @@ from pulse.data_ray.build.write import HIST_BINS, histogram
 
 
 def marker(cells: dict[str, int], errors: dict[str, int], scores: list[float]) -> dict:
-    return {"cells": cells, "splits": {"train": sum(cells.values())}, "errors": errors,
-            "judge_kept": histogram(scores), "judge_dropped": [0] * HIST_BINS}
+    return {
+        "cells": cells,
+        "splits": {"train": sum(cells.values())},
+        "errors": errors,
+        "judge_kept": histogram(scores),
+        "judge_dropped": [0] * HIST_BINS,
+    }
 
 
 def test_table_a1_style_counts_with_totals():
-    totals = merge_markers([
-        marker({"ptbxl/rhythm/close": 3, "ptbxl/report/open": 1}, {"near_duplicate": 1}, [4.0]),
-        marker({"ptbxl/rhythm/close": 2, "ecgqa/feature/close": 5}, {"near_duplicate": 2, "invalid_mcq": 1}, [5.0]),
-    ])
+    totals = merge_markers(
+        [
+            marker({"ptbxl/rhythm/close": 3, "ptbxl/report/open": 1}, {"near_duplicate": 1}, [4.0]),
+            marker(
+                {"ptbxl/rhythm/close": 2, "ecgqa/feature/close": 5},
+                {"near_duplicate": 2, "invalid_mcq": 1},
+                [5.0],
+            ),
+        ]
+    )
     assert totals["rows_ok"] == 11 and totals["errors"] == {"invalid_mcq": 1, "near_duplicate": 3}
     rows = count_table(totals["cells"])
     assert ("ptbxl", "Heart Rhythm Analysis", "Close-ended QA", 5) in rows

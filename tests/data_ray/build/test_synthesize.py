@@ -7,10 +7,22 @@ from pulse.data_ray.build.validate import validate_row
 
 def pending(request: str = "single|multiple-choice|rhythm") -> dict:
     return {
-        "id": "ptbxl/6000#synth:0", "record_id": "ptbxl/6000", "split": "train", "shard": 1, "source": "ptbxl",
-        "task": "rhythm", "qtype": "mcq", "generator": "synthesis", "conversations": [], "judge_score": None,
-        "judge_reason": None, "error": None, "labels_std": ["NSR", "TAb"], "superclasses": ["NORM"],
-        "context": "sinus rhythm. minor non-specific t wave flattening in v3,4.", "request": request,
+        "id": "ptbxl/6000#synth:0",
+        "record_id": "ptbxl/6000",
+        "split": "train",
+        "shard": 1,
+        "source": "ptbxl",
+        "task": "rhythm",
+        "qtype": "mcq",
+        "generator": "synthesis",
+        "conversations": [],
+        "judge_score": None,
+        "judge_reason": None,
+        "error": None,
+        "labels_std": ["NSR", "TAb"],
+        "superclasses": ["NORM"],
+        "context": "sinus rhythm. minor non-specific t wave flattening in v3,4.",
+        "request": request,
     }
 
 
@@ -29,7 +41,9 @@ def test_parse_single_task_and_response():
 def test_parse_dialogue_alternates_and_needs_two_exchanges():
     text = "Human: What is the rhythm?\nAssistant: Sinus rhythm.\nHuman: Any T-wave changes?\nAssistant: Flat in V3."
     conv = parse_dialogue(text)
-    assert [t["from"] for t in conv] == ["human", "gpt", "human", "gpt"] and conv[0]["value"].startswith("<image>\n")
+    assert [t["from"] for t in conv] == ["human", "gpt", "human", "gpt"] and conv[0]["value"].startswith(
+        "<image>\n"
+    )
     assert parse_dialogue("Human: Q?\nAssistant: A.") is None
     assert parse_dialogue("Assistant: hi\nHuman: Q\nAssistant: A\nHuman: Q2\nAssistant: A2") is None
     trailing = parse_dialogue(text + "\nHuman: And the axis?")
@@ -53,7 +67,11 @@ def test_postprocess_parses_validates_and_keeps_errors():
     done = prompts.postprocess({**pending(), "generated_text": text, "llm_error": None, "messages": []})
     assert done["error"] is None and validate_row(done)["error"] is None
     assert set(done) == set(pending()) and done["generator"].startswith("synthesis-v1:")
-    junk = prompts.postprocess({**pending(), "generated_text": "What a fascinating topic!", "llm_error": None})
+    junk = prompts.postprocess(
+        {**pending(), "generated_text": "What a fascinating topic!", "llm_error": None}
+    )
     assert junk["error"].startswith("synthesis_unparsable: What a fascinating")
-    failed = prompts.postprocess({**pending(), "generated_text": None, "llm_error": "prompt_too_long: 5000 > 4096"})
+    failed = prompts.postprocess(
+        {**pending(), "generated_text": None, "llm_error": "prompt_too_long: 5000 > 4096"}
+    )
     assert failed["error"] == "prompt_too_long: 5000 > 4096"

@@ -15,8 +15,14 @@ def book() -> TemplateBook:
 
 
 def record(record_id: str, dataset: str, labels: list[str], supers: list[str] | None = None) -> dict:
-    return {"record_id": record_id, "dataset": dataset, "split": "train", "shard": 0,
-            "labels_std": labels, "superclasses": supers or []}
+    return {
+        "record_id": record_id,
+        "dataset": dataset,
+        "split": "train",
+        "shard": 0,
+        "labels_std": labels,
+        "superclasses": supers or [],
+    }
 
 
 def by_key(rows: list[dict]) -> dict[str, dict]:

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
 from pulse.data_ray.build.config import TranslateConfig
-from pulse.data_ray.build.translate import TranslatePrompts, clean_translation, copy_english, needs_translation
+from pulse.data_ray.build.translate import (
+    TranslatePrompts,
+    clean_translation,
+    copy_english,
+    needs_translation,
+)
 
 
 def record(report: str | None, lang: str | None) -> dict:
@@ -22,8 +27,13 @@ def test_translation_prompt_and_output_keep_the_original():
     row = prompts.preprocess(record("sinusrhythmus p-verbreiterung", "de"))
     assert "from German into English" in row["messages"][-1]["content"]
     assert "sinusrhythmus p-verbreiterung" in row["messages"][-1]["content"]
-    out = prompts.postprocess({**row, "generated_text": 'English: "Sinus rhythm, broad P waves."', "llm_error": None})
-    assert out["report_en"] == "Sinus rhythm, broad P waves." and out["report"] == "sinusrhythmus p-verbreiterung"
+    out = prompts.postprocess(
+        {**row, "generated_text": 'English: "Sinus rhythm, broad P waves."', "llm_error": None}
+    )
+    assert (
+        out["report_en"] == "Sinus rhythm, broad P waves."
+        and out["report"] == "sinusrhythmus p-verbreiterung"
+    )
     assert "messages" not in out and "generated_text" not in out
     failed = prompts.postprocess({**row, "generated_text": None, "llm_error": "http_500: boom"})
     assert failed["report_en"] is None

@@ -18,8 +18,14 @@ def reason(result: dict) -> str | None:
 
 @pytest.mark.parametrize(
     "answer",
-    ["B", "(B)", "B.", "The rhythm is regular with P waves.\nTherefore, we choose B. Sinus rhythm", "Answer: B",
-     "It is sinus rhythm."],
+    [
+        "B",
+        "(B)",
+        "B.",
+        "The rhythm is regular with P waves.\nTherefore, we choose B. Sinus rhythm",
+        "Answer: B",
+        "It is sinus rhythm.",
+    ],
 )
 def test_mcq_answers_that_name_an_option_pass(answer):
     assert validate_row(row("mcq", conversation(MCQ, answer)))["error"] is None
@@ -32,13 +38,20 @@ def test_mcq_answer_outside_the_options_fails(answer):
 
 def test_mcq_needs_lettered_options():
     assert reason(validate_row(row("mcq", conversation("Which finding? AF or SR?", "A")))) == "invalid_mcq"
-    assert parse_options(MCQ) == {"A": "Atrial fibrillation", "B": "Sinus rhythm", "C": "Left bundle branch block"}
+    assert parse_options(MCQ) == {
+        "A": "Atrial fibrillation",
+        "B": "Sinus rhythm",
+        "C": "Left bundle branch block",
+    }
     assert answer_letter("Left bundle branch block", parse_options(MCQ)) == "C"
 
 
 def test_fill_needs_exactly_one_blank():
     assert validate_row(row("fill", conversation("The rhythm is ____.", "AF")))["error"] is None
-    assert reason(validate_row(row("fill", conversation("The rhythm is ____ at ____ bpm.", "AF")))) == "invalid_fill"
+    assert (
+        reason(validate_row(row("fill", conversation("The rhythm is ____ at ____ bpm.", "AF"))))
+        == "invalid_fill"
+    )
     assert reason(validate_row(row("fill", conversation("What is the rhythm?", "AF")))) == "invalid_fill"
 
 

@@ -15,8 +15,13 @@ PNG = b"\x89PNG\r\n\x1a\nfake-but-opaque-bytes"
 
 
 def rows_for(record_id: str, split: str, shards: int) -> list[dict]:
-    record = {"record_id": record_id, "dataset": record_id.split("/")[0], "split": split,
-              "shard": shard_of(record_id, shards), "labels_std": ["AF"]}
+    record = {
+        "record_id": record_id,
+        "dataset": record_id.split("/")[0],
+        "split": split,
+        "shard": shard_of(record_id, shards),
+        "labels_std": ["AF"],
+    }
     make = lambda key, q, a: instruction_row(  # noqa: E731
         record, key, task="rhythm", qtype="close", generator="template:t", conversations=conversation(q, a)
     )
@@ -29,7 +34,10 @@ def rows_for(record_id: str, split: str, shards: int) -> list[dict]:
 
 def group_table(rows: list[dict], images: dict[str, bytes], shards: int) -> pa.Table:
     items = [row_item(r) for r in rows]
-    items += [image_item({"record_id": rid, "image": data, "image_format": "png"}, shards) for rid, data in images.items()]
+    items += [
+        image_item({"record_id": rid, "image": data, "image_format": "png"}, shards)
+        for rid, data in images.items()
+    ]
     return pa.Table.from_pylist(items)
 
 

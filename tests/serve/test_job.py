@@ -1,0 +1,49 @@
+"""The job module: CLI wiring, building the Serve application, and the safety checks before deploying."""
+
+from __future__ import annotations
+
+import pytest
+from ray.serve.deployment import Application
+
+from pulse.cli import main as cli_main
+from pulse.config import CONFIG_DIR
+from pulse.serve import job
+from pulse.serve.auth import AuthSetupError
+from pulse.serve.config import ServeConfig
+
+
+def config(**changes) -> ServeConfig:
+    return ServeConfig.model_validate({"models": [{"name": "m:1", "checkpoint": "/ckpt"}], **changes})
+
+
+def test_cli_prints_the_resolved_config(capsys):
+    assert (
+        cli_main(["serve", "--config", str(CONFIG_DIR / "serve" / "cpu.yaml"), "--print-config", "port=8321"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "port: 8321" in out and "pulse-tiny" in out
+    assert job.CONFIG_CLASS is ServeConfig and job.__doc__
+
+
+def test_app_builder_builds_ingress_and_one_deployment_per_model(monkeypatch):
+    monkeypatch.delenv("PULSE_API_KEY", raising=False)
+    app = job.app_builder(
+        config(models=[{"name": "a", "checkpoint": "/x"}, {"name": "b/c", "checkpoint": "/y"}]).model_dump()
+    )
+    assert isinstance(app, Application)
+    assert job.deployment_name("b/c") == "model-b-c"
+
+
+def test_public_host_without_a_key_is_refused(monkeypatch):
+    monkeypatch.delenv("PULSE_API_KEY", raising=False)
+    with pytest.raises(AuthSetupError, match="without an API key"):
+        job.build_app(config(host="0.0.0.0"))
+    monkeypatch.setenv("PULSE_API_KEY", "secret")
+    assert isinstance(job.build_app(config(host="0.0.0.0")), Application)
+
+
+def test_vllm_engine_with_api_keys_is_refused(monkeypatch):
+    monkeypatch.setenv("PULSE_API_KEY", "secret")
+    with pytest.raises(ValueError, match="does not check API keys"):
+        job.build_app(config(models=[{"name": "m", "checkpoint": "llava-hf/x", "engine": "vllm"}]))
