@@ -151,7 +151,7 @@ class LocalMultiNodeCluster:
     def add_worker(self, name: str, num_cpus: int, resources: dict[str, float]) -> RayNode:
         return self._with_retry(lambda: self._add_worker(name, num_cpus, resources))
 
-    def _with_retry(self, start, attempts: int = 3) -> RayNode:
+    def _with_retry(self, start, attempts: int = 5) -> RayNode:
         """On a loaded host ``ray start`` itself can time out talking to a fresh GCS; try once more."""
         for attempt in range(attempts):
             try:
@@ -201,6 +201,10 @@ class LocalMultiNodeCluster:
         while time.monotonic() < deadline:
             if not node.alive():
                 raise RuntimeError(f"ray start for {node.name} exited:\n{_tail(node.log_path)}")
+            crashed = _raylet_crash(node.temp_dir)
+            if crashed:
+                # e.g. the raylet gives its dashboard agent a fixed ~15 s to start, too short on a loaded host
+                raise RuntimeError(f"raylet of {node.name} crashed during startup: {crashed}")
             try:
                 for info in self.alive_nodes():
                     if info["node_id"] not in {n.node_id for n in self.nodes} and _matches(info, node):
@@ -239,6 +243,16 @@ def _matches(info: dict, node: RayNode) -> bool:
         return bool(info.get("is_head_node"))
     totals = info.get("resources_total", {})
     return all(totals.get(key) == value for key, value in node.resources.items())
+
+
+def _raylet_crash(temp_dir: str) -> str | None:
+    for root, _, files in os.walk(temp_dir):
+        if "raylet.out" in files:
+            with open(os.path.join(root, "raylet.out"), errors="replace") as log:
+                for line in log:
+                    if "Check failed" in line:
+                        return line.strip()[-300:]
+    return None
 
 
 def _tail(path: str, chars: int = 3000) -> str:

@@ -26,7 +26,14 @@ from pulse.data_ray.build.plan import plan_batch
 from pulse.data_ray.build.rows import map_rows
 from pulse.data_ray.build.stats import merge_markers, write_stats
 from pulse.data_ray.build.validate import validate_row
-from pulse.data_ray.build.write import ShardWriter, completed_shards, finalize_llava, image_item, row_item
+from pulse.data_ray.build.write import (
+    OutputFolder,
+    ShardWriter,
+    completed_shards,
+    finalize_llava,
+    image_item,
+    row_item,
+)
 from pulse.runtime import init_ray
 from pulse.summary import StageSummary
 
@@ -92,9 +99,8 @@ def write_shards(cfg: BuildConfig, rows, wanted_records: set[str]) -> list[dict]
     images = images.filter(lambda row: row["record_id"] in wanted_records)
     items = rows.map(row_item).union(images.map(image_item, fn_args=(shards,)))
     writer_kwargs = {
-        "output_dir": cfg.output_dir,
+        "output": OutputFolder(cfg.output_dir, cfg.storage),
         "num_shards": shards,
-        "storage": cfg.storage,
         "llava": cfg.write.llava,
         "dedupe": {"threshold": cfg.dedupe.threshold, "k": cfg.dedupe.shingle}
         if cfg.dedupe.enabled

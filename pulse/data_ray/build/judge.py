@@ -124,6 +124,7 @@ def judge(ds, cfg: JudgeConfig):
     def wanted(row: dict[str, Any]) -> bool:
         return not row.get("error") and generator_kind(row) in cfg.apply_to
 
+    ds = ds.materialize()  # split twice below: upstream LLM stages must run once
     parts = [ds.filter(lambda row: not wanted(row))]
     todo = ds.filter(wanted)
     for attempt in range(cfg.max_retries + 1):

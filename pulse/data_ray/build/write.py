@@ -15,10 +15,12 @@ its image together: it removes near duplicates, attaches the image and writes
 from __future__ import annotations
 
 import json
+import posixpath
 from collections import Counter
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pulse import io
 from pulse.config import ConfigError
@@ -27,6 +29,32 @@ from pulse.data_ray.build.rows import shard_of, with_error
 from pulse.schema import INSTRUCTION_SCHEMA, error_reason
 
 HIST_BINS = 20  # judge-score histogram over [0, 5] in steps of 0.25
+
+
+class OutputFolder:
+    """The output folder as a picklable handle: the pyarrow filesystem is resolved on the driver
+    (endpoint and credentials included), so Ray workers write to S3 without the driver's environment."""
+
+    def __init__(self, output_dir: str, storage: io.StorageOptions | None = None):
+        self.output_dir = output_dir
+        self.fs, self.root = io.filesystem(output_dir, storage)
+
+    def path(self, *parts: str) -> str:
+        return io.join(self.output_dir, *parts)
+
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        inner = posixpath.join(self.root, *parts)
+        self.fs.create_dir(posixpath.dirname(inner), recursive=True)
+        with self.fs.open_output_stream(inner) as stream:
+            stream.write(data)
+
+    def write_text(self, text: str, *parts: str) -> None:
+        self.write_bytes(text.encode("utf-8"), *parts)
+
+    def write_parquet(self, table: pa.Table, *parts: str) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        self.write_bytes(sink.getvalue().to_pybytes(), *parts)
 
 
 def shard_name(shard: int) -> str:
@@ -88,16 +116,10 @@ class ShardWriter:
     """Writes one shard per group (see module docstring); returns one summary row per shard."""
 
     def __init__(
-        self,
-        output_dir: str,
-        num_shards: int,
-        storage: io.StorageOptions | None,
-        llava: bool = True,
-        dedupe: dict[str, Any] | None = None,
+        self, output: OutputFolder, num_shards: int, llava: bool = True, dedupe: dict[str, Any] | None = None
     ):
-        self.output_dir = output_dir
+        self.output = output
         self.num_shards = num_shards
-        self.storage = storage
         self.llava = llava
         self.dedupe = dedupe
 
@@ -143,20 +165,18 @@ class ShardWriter:
                 records.append({**_public(row), "image": data, "image_path": rel})
                 llava_rows.append({"id": row["id"], "image": rel, "conversations": row["conversations"]})
                 if self.llava and rel not in written_images:
-                    io.write_bytes(io.join(self.output_dir, "llava", rel), data, self.storage)
+                    self.output.write_bytes(data, "llava", *rel.split("/"))
                     written_images.add(rel)
             table = pa.Table.from_pylist(records, schema=INSTRUCTION_SCHEMA)
-            io.write_parquet(
-                table, io.join(self.output_dir, "parquet", f"split={split}", f"{name}.parquet"), self.storage
-            )
+            self.output.write_parquet(table, "parquet", f"split={split}", f"{name}.parquet")
             if self.llava:
-                part = io.join(self.output_dir, "llava", "_parts", split, f"{name}.json")
-                io.write_text(part, json.dumps(llava_rows, ensure_ascii=False), self.storage)
+                part = json.dumps(llava_rows, ensure_ascii=False)
+                self.output.write_text(part, "llava", "_parts", split, f"{name}.json")
         if dropped:
             table = pa.Table.from_pylist(
                 [{**_public(r), "image": None} for r in dropped], schema=INSTRUCTION_SCHEMA
             )
-            io.write_parquet(table, io.join(self.output_dir, "errors", f"{name}.parquet"), self.storage)
+            self.output.write_parquet(table, "errors", f"{name}.parquet")
         marker = {
             "shard": shard,
             "num_shards": self.num_shards,
@@ -169,7 +189,7 @@ class ShardWriter:
                 [r["judge_score"] for r in dropped if r.get("judge_score") is not None]
             ),
         }
-        io.write_text(io.join(self.output_dir, "_progress", f"{name}.json"), json.dumps(marker), self.storage)
+        self.output.write_text(json.dumps(marker), "_progress", f"{name}.json")
         return marker
 
 

@@ -7,6 +7,7 @@ driver for the job summary.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import uuid
 from collections import Counter
@@ -15,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from ray.data.block import Block
 from ray.data.datasource import Datasink, WriteResult
 
@@ -36,11 +38,24 @@ class ImageRowsDatasink(Datasink[dict]):
 
     def __init__(self, output_dir: str, storage: io.StorageOptions | None = None, write_files: bool = False):
         self.output_dir = output_dir
-        self.storage = storage
+        # Resolved here on the driver: the filesystem object carries endpoint and credentials to
+        # the write tasks, whose processes may not have the driver's AWS_* environment.
+        self.filesystem, self.root = io.filesystem(output_dir, storage)
         self.write_files = write_files
         self.run_id = uuid.uuid4().hex[:8]
         self.rows_ok = 0
         self.errors_by_reason: dict[str, int] = {}
+
+    def _write_bytes(self, relative: str, data: bytes) -> None:
+        target = posixpath.join(self.root, relative)
+        self.filesystem.create_dir(posixpath.dirname(target), recursive=True)
+        with self.filesystem.open_output_stream(target) as stream:
+            stream.write(data)
+
+    def _write_table(self, table: pa.Table, folder: str, name: str) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        self._write_bytes(f"{folder}/{name}", sink.getvalue().to_pybytes())
 
     def write(self, blocks: Iterable[Block], ctx: Any) -> dict:
         tables = [pa.Table.from_pandas(b) if not isinstance(b, pa.Table) else b for b in blocks]
@@ -52,7 +67,7 @@ class ImageRowsDatasink(Datasink[dict]):
         good, bad = table.filter(pc.invert(failed)), table.filter(failed)
         name = f"part-{self.run_id}-{ctx.task_idx:06d}.parquet"
         if good.num_rows:
-            io.write_parquet(good, io.join(self.output_dir, "images", name), self.storage)
+            self._write_table(good, "images", name)
             if self.write_files:
                 for rid, data, fmt in zip(
                     good.column("record_id").to_pylist(),
@@ -60,9 +75,9 @@ class ImageRowsDatasink(Datasink[dict]):
                     good.column("image_format").to_pylist(),
                     strict=True,
                 ):
-                    io.write_bytes(io.join(self.output_dir, "files", file_name(rid, fmt)), data, self.storage)
+                    self._write_bytes(f"files/{file_name(rid, fmt)}", data)
         if bad.num_rows:
-            io.write_parquet(bad, io.join(self.output_dir, "errors", name), self.storage)
+            self._write_table(bad, "errors", name)
         reasons = Counter(error_reason(e) for e in bad.column("error").to_pylist())
         return {"ok": good.num_rows, "errors": dict(reasons)}
 

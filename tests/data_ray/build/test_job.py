@@ -96,7 +96,7 @@ def test_rerun_resumes_and_rewrites_only_the_unfinished_shard(demo_build, build_
 def test_build_writes_to_s3(ray_session, build_inputs, s3_bucket):
     output = f"{s3_bucket}/instruct"
     cfg = load_config(
-        BuildConfig, CONFIG, overrides(build_inputs, output, "write.num_shards=2", "include_ecgqa=false")
+        BuildConfig, CONFIG, overrides(build_inputs, output, "write.num_shards=2", "include_ecgqa=false", "limit=6")
     )
     summary = run(cfg)
     assert summary.rows_ok > 0
