@@ -47,7 +47,7 @@ class DemoConfig(StrictModel):
     render: StageRef = StageRef(config="render/demo.yaml")
     build: StageRef = StageRef(config="build/templates.yaml")
     train: StageRef = StageRef(config="train/tiny-cpu.yaml")
-    serve: StageRef = StageRef(config="serve/demo.yaml")
+    serve: StageRef = StageRef(config="serve/cpu.yaml")
     bench: DemoBench = Field(default_factory=DemoBench)
     model_name: str = "pulse-demo"
 
