@@ -55,8 +55,10 @@ def answer_all(model, processor, rows: list[dict], batch_size: int = 16) -> list
 
 
 def score(answers: list[str], rows: list[dict]) -> float:
+    """Exact-match accuracy in [0, 1] (ECGBench's ``accuracy`` reports percent)."""
     gold = [r["conversations"][1]["value"] for r in rows]
-    return accuracy([labels_in_text(a, CLASSES, "strict") == [g] for a, g in zip(answers, gold, strict=True)])
+    correct = [labels_in_text(a, CLASSES, "strict") == [g] for a, g in zip(answers, gold, strict=True)]
+    return accuracy(correct) / 100
 
 
 def main() -> None:

@@ -84,10 +84,12 @@ class TrackingConfig(StrictModel):
 
 
 class FaultInjection(StrictModel):
-    """Chaos testing: SIGKILL one worker process right after step ``at_step`` (first attempt only)."""
+    """Chaos testing: SIGKILL one worker process after step ``at_step``, once per run."""
 
     at_step: int
     rank: int = 1
+    delay_s: float = 5.0
+    """Seconds between the step's report and the kill (lets Ray register that step's checkpoint)."""
 
 
 class TrainConfig(StrictModel):

@@ -104,6 +104,8 @@ def _summarise(history: list[list[float]]) -> dict[str, float]:
 def run(cfg: TrainConfig) -> TrainResult:
     """Train, checkpoint, export; prints a summary and returns a ``TrainResult``."""
     started = time.time()
+    if not io.is_remote(cfg.storage_path):  # workers run in their own working directories
+        cfg = cfg.model_copy(update={"storage_path": str(Path(cfg.storage_path).absolute())})
     check_tracking_available(cfg.tracking)
     init_ray(cfg.ray)
     processor = load_processor(cfg.model)

@@ -263,9 +263,19 @@ def _step_metrics(
 
 
 def _maybe_inject_fault(state: WorkerState) -> None:
+    """SIGKILL this worker once per run (``cfg.fault``), after its checkpoint had time to register."""
+    from pulse import io
+
     fault = state.cfg.fault
-    if fault and state.resumed_from is None and state.step == fault.at_step and state.rank == fault.rank:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if not fault or state.resumed_from is not None or state.step != fault.at_step or state.rank != fault.rank:
+        return
+    marker = io.join(state.cfg.run_dir, "fault_injected")
+    if io.exists(marker, state.cfg.storage):  # a restart that found no checkpoint must not loop forever
+        return
+    io.write_text(marker, f"SIGKILL rank {state.rank} after step {state.step}\n", state.cfg.storage)
+    # The controller registers a checkpoint only after polling every worker's report.
+    time.sleep(fault.delay_s)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def save_checkpoint(state: WorkerState, metrics: dict[str, Any], final: bool = False) -> None:

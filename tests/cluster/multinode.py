@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -116,6 +118,12 @@ class LocalMultiNodeCluster:
     def _start(self, name: str, args: list[str], num_cpus: int, resources: dict[str, float]) -> RayNode:
         temp_dir = tempfile.mkdtemp(prefix=f"{name}-", dir=self.root)
         log_path = temp_dir + ".log"
+        agent_ports = {
+            "dashboard_agent_listen_port": free_port(),
+            "metrics_agent_port": free_port(),
+            "metrics_export_port": free_port(),
+            "runtime_env_agent_port": free_port(),
+        }
         command = [
             sys.executable,
             os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_start.py"),
@@ -128,10 +136,10 @@ class LocalMultiNodeCluster:
             "--object-store-memory=300000000",
             f"--node-manager-port={free_port()}",
             f"--object-manager-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}",
-            f"--dashboard-agent-grpc-port={free_port()}",
-            f"--runtime-env-agent-port={free_port()}",
-            f"--metrics-export-port={free_port()}",
+            f"--dashboard-agent-listen-port={agent_ports['dashboard_agent_listen_port']}",
+            f"--dashboard-agent-grpc-port={agent_ports['metrics_agent_port']}",
+            f"--runtime-env-agent-port={agent_ports['runtime_env_agent_port']}",
+            f"--metrics-export-port={agent_ports['metrics_export_port']}",
             "--min-worker-port=0",
             "--max-worker-port=0",
             "--disable-usage-stats",
@@ -142,6 +150,7 @@ class LocalMultiNodeCluster:
                 command, stdout=log, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True
             )
         node = RayNode(name, process, temp_dir, resources, log_path)
+        threading.Thread(target=_prepublish_agent_ports, args=(node, agent_ports), daemon=True).start()
         self.nodes.append(node)
         return node
 
@@ -215,15 +224,18 @@ class LocalMultiNodeCluster:
             time.sleep(1)
         raise TimeoutError(f"{node.name} did not join within {timeout}s:\n{_tail(node.log_path)}")
 
-    def job_tasks(self, job_id: str) -> list[dict]:
-        """Tasks of one job from the state API (each has ``node_id``, ``state``, ``name``)."""
+    def job_tasks(self, submission_id: str) -> list[dict]:
+        """Tasks of one submitted job from the state API (each has ``node_id``, ``state``, ``name``)."""
+        ray_job_id = job_client(self).get_job_info(submission_id).job_id  # the driver's Ray job id
+        if not ray_job_id:
+            return []
         response = requests.get(
             f"{self.dashboard_url}/api/v0/tasks",
             params={
                 "limit": 10000,
                 "filter_keys": "job_id",
                 "filter_predicates": "=",
-                "filter_values": job_id,
+                "filter_values": ray_job_id,
                 "detail": "1",
             },
             headers=self.headers(),
@@ -243,6 +255,30 @@ def _matches(info: dict, node: RayNode) -> bool:
         return bool(info.get("is_head_node"))
     totals = info.get("resources_total", {})
     return all(totals.get(key) == value for key, value in node.resources.items())
+
+
+def _prepublish_agent_ports(node: RayNode, ports: dict[str, int], timeout: float = 300) -> None:
+    """Write the agents' port files as soon as the raylet names its node id.
+
+    The raylet waits a fixed ~15 s for the dashboard agent to publish its ports; on a heavily
+    loaded host the agent (a Python process) may still be importing by then and the raylet
+    aborts. The ports are fixed by this harness, so it publishes the same values early; the
+    agent later binds exactly these ports and rewrites the same files.
+    """
+    from ray._raylet import persist_port
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and node.alive():
+        session = os.path.realpath(os.path.join(node.temp_dir, "session_latest"))
+        raylet_log = os.path.join(session, "logs", "raylet.out")
+        if os.path.isfile(raylet_log):
+            with open(raylet_log, errors="replace") as log:
+                match = re.search(r"Initializing NodeManager node_id=([0-9a-f]+)", log.read())
+            if match:
+                for name, port in ports.items():
+                    persist_port(session, match.group(1), name, port)
+                return
+        time.sleep(0.2)
 
 
 def _raylet_crash(temp_dir: str) -> str | None:

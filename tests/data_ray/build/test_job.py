@@ -96,7 +96,9 @@ def test_rerun_resumes_and_rewrites_only_the_unfinished_shard(demo_build, build_
 def test_build_writes_to_s3(ray_session, build_inputs, s3_bucket):
     output = f"{s3_bucket}/instruct"
     cfg = load_config(
-        BuildConfig, CONFIG, overrides(build_inputs, output, "write.num_shards=2", "include_ecgqa=false", "limit=6")
+        BuildConfig,
+        CONFIG,
+        overrides(build_inputs, output, "write.num_shards=2", "include_ecgqa=false", "limit=6"),
     )
     summary = run(cfg)
     assert summary.rows_ok > 0
@@ -106,7 +108,9 @@ def test_build_writes_to_s3(ray_session, build_inputs, s3_bucket):
     llava = json.loads(io.read_text(f"{output}/llava/train.json"))
     assert io.read_bytes(f"{output}/llava/{llava[0]['image']}").startswith(b"\x89PNG")
     assert io.exists(f"{output}/stats/table.md") and io.exists(f"{output}/run_info.json")
-    assert sorted(json.loads(io.read_text(p))["shard"] for p in io.list_files(f"{output}/_progress")) == [
+    assert sorted(
+        json.loads(io.read_text(p))["shard"] for p in io.list_files(f"{output}/_progress", "shard-*.json")
+    ) == [
         0,
         1,
     ]
