@@ -44,7 +44,10 @@ class DemoConfig(StrictModel):
     """Where every step writes; ``null``: a new temp dir."""
     ray: RayOptions = Field(default_factory=RayOptions)
     ingest: StageRef = StageRef(config="ingest/bundled.yaml")
-    render: StageRef = StageRef(config="render/demo.yaml")
+    render: StageRef = StageRef(
+        config="render/demo.yaml",
+        overrides=["params.clean_fraction=1.0", "params.layout=3x4+1", "params.rhythm_leads=[II]"],
+    )
     build: StageRef = StageRef(config="build/templates.yaml")
     train: StageRef = StageRef(config="train/tiny-cpu.yaml")
     serve: StageRef = StageRef(config="serve/cpu.yaml")

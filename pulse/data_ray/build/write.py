@@ -94,7 +94,7 @@ def row_item(row: dict[str, Any]) -> dict[str, Any]:
         "shard": int(row["shard"]),
         "kind": "row",
         "record_id": row["record_id"],
-        "image": None,
+        "image": b"",  # empty, not None: a null-typed block would not concatenate with binary ones
         "payload": json.dumps(row),
     }
 
