@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from multinode import LocalMultiNodeCluster
+from tests.cluster.multinode import LocalMultiNodeCluster
 
 WORKER_GROUP = "pulse_cpu"
 

@@ -15,7 +15,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from multinode import job_client, pulse_submit, wait_for_job
+from tests.cluster.multinode import job_client, pulse_submit, wait_for_job
 
 from pulse import io
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from chat_server import ChatServer
-from conftest import FIXTURES, arena_rows, write_hf_subset
+from tests.ecgbench.chat_server import ChatServer
+from tests.ecgbench.conftest import FIXTURES, arena_rows, write_hf_subset
 
 from pulse.ecgbench.judge import judge_items, judge_prompt, load_rubrics, parse_judgement
 from pulse.ecgbench.load import load_subset

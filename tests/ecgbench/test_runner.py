@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from chat_server import ChatServer, question_of
-from conftest import arena_rows, mcq_rows, write_hf_subset
+from tests.ecgbench.chat_server import ChatServer, question_of
+from tests.ecgbench.conftest import arena_rows, mcq_rows, write_hf_subset
 
 from pulse.ecgbench.load import load_subset
 from pulse.ecgbench.runner import EndpointConfig, data_url, run_items

@@ -6,7 +6,7 @@ import json
 import random
 
 import pytest
-from conftest import ecgqa_rows, fixture_rows, mcq_rows, write_hf_subset
+from tests.ecgbench.conftest import ecgqa_rows, fixture_rows, mcq_rows, write_hf_subset
 
 from pulse.cli import main as pulse_main
 from pulse.ecgbench.load import load_subset

@@ -6,8 +6,8 @@ import json
 
 import pytest
 import yaml
-from chat_server import ChatServer, question_of
-from conftest import fixture_rows, mcq_rows, write_hf_subset
+from tests.ecgbench.chat_server import ChatServer, question_of
+from tests.ecgbench.conftest import fixture_rows, mcq_rows, write_hf_subset
 
 from pulse.cli import main as pulse_main
 from pulse.config import CONFIG_DIR, load_config

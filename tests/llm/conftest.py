@@ -6,7 +6,7 @@ import base64
 import io
 
 import pytest
-from openai_stub import StubOpenAIServer
+from tests.llm.openai_stub import StubOpenAIServer
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from serve_testlib import data_url, png_bytes
+from tests.serve.serve_testlib import data_url, png_bytes
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 from PIL import Image
-from serve_testlib import data_url, image_message, make_config, png_bytes, running
+from tests.serve.serve_testlib import data_url, image_message, make_config, png_bytes, running
 
 from pulse.models.tiny_llava import load_pretrained_dir
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from PIL import Image
-from serve_testlib import png_bytes
+from tests.serve.serve_testlib import png_bytes
 
 from pulse.models.tiny_llava import load_pretrained_dir
 from pulse.serve.engine import (

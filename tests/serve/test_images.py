@@ -7,7 +7,7 @@ import io
 
 import pytest
 from PIL import Image
-from serve_testlib import data_url, png_bytes
+from tests.serve.serve_testlib import data_url, png_bytes
 
 from pulse.serve.config import LimitsConfig, RemoteImagesConfig
 from pulse.serve.images import decode_data_url, fetch_remote, host_allowed, load_images, open_image

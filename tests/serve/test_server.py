@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 from ray import serve
-from serve_testlib import image_message, make_config, running
+from tests.serve.serve_testlib import image_message, make_config, running
 
 from pulse.serve.job import deployment_name
 
