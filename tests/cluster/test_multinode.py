@@ -15,9 +15,9 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from tests.cluster.multinode import job_client, pulse_submit, wait_for_job
 
 from pulse import io
+from tests.cluster.multinode import job_client, pulse_submit, wait_for_job
 
 pytestmark = pytest.mark.slow
 S3_ENV = [

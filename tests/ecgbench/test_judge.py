@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.ecgbench.chat_server import ChatServer
-from tests.ecgbench.conftest import FIXTURES, arena_rows, write_hf_subset
 
 from pulse.ecgbench.judge import judge_items, judge_prompt, load_rubrics, parse_judgement
 from pulse.ecgbench.load import load_subset
 from pulse.ecgbench.runner import EndpointConfig
+from tests.ecgbench.chat_server import ChatServer
+from tests.ecgbench.conftest import FIXTURES, arena_rows, write_hf_subset
 
 VALID_REPORT = json.dumps(
     {"Diagnosis": {"Score": 8, "Explanation": "."}, "Form": {"Score": 7}, "Rhythm": {"Score": 10}}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.ecgbench.conftest import FIXTURES, arena_rows, ecgqa_rows, fixture_rows, png_bytes, write_hf_subset
 
 from pulse import io
 from pulse.ecgbench.load import SubsetSizeError, item_image_bytes, load_subset
+from tests.ecgbench.conftest import FIXTURES, arena_rows, ecgqa_rows, fixture_rows, png_bytes, write_hf_subset
 
 
 def test_hf_parquet_layout(tmp_path):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.ecgbench.chat_server import ChatServer, question_of
-from tests.ecgbench.conftest import arena_rows, mcq_rows, write_hf_subset
 
 from pulse.ecgbench.load import load_subset
 from pulse.ecgbench.runner import EndpointConfig, data_url, run_items
 from pulse.ecgbench.score import read_predictions, score_items
+from tests.ecgbench.chat_server import ChatServer, question_of
+from tests.ecgbench.conftest import arena_rows, mcq_rows, write_hf_subset
 
 
 def _endpoint(server: ChatServer, **kw) -> EndpointConfig:

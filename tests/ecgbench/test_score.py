@@ -6,11 +6,11 @@ import json
 import random
 
 import pytest
-from tests.ecgbench.conftest import ecgqa_rows, fixture_rows, mcq_rows, write_hf_subset
 
 from pulse.cli import main as pulse_main
 from pulse.ecgbench.load import load_subset
 from pulse.ecgbench.score import MissingPredictionsError, score_items
+from tests.ecgbench.conftest import ecgqa_rows, fixture_rows, mcq_rows, write_hf_subset
 
 
 def _gold(subset: str, answers: list) -> list[dict]:

@@ -6,13 +6,13 @@ import json
 
 import pytest
 import yaml
-from tests.ecgbench.chat_server import ChatServer, question_of
-from tests.ecgbench.conftest import fixture_rows, mcq_rows, write_hf_subset
 
 from pulse.cli import main as pulse_main
 from pulse.config import CONFIG_DIR, load_config
 from pulse.ecgbench.report import load_published, markdown_table
 from pulse.ecgbench.sweep import SweepConfig
+from tests.ecgbench.chat_server import ChatServer, question_of
+from tests.ecgbench.conftest import fixture_rows, mcq_rows, write_hf_subset
 
 
 def test_shipped_configs_validate():

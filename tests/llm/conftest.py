@@ -6,6 +6,7 @@ import base64
 import io
 
 import pytest
+
 from tests.llm.openai_stub import StubOpenAIServer
 
 

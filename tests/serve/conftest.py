@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.serve.serve_testlib import data_url, png_bytes
 
 

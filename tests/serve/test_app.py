@@ -14,9 +14,9 @@ import httpx
 import openai
 import pytest
 from PIL import Image
-from tests.serve.serve_testlib import data_url, image_message, make_config, png_bytes, running
 
 from pulse.models.tiny_llava import load_pretrained_dir
+from tests.serve.serve_testlib import data_url, image_message, make_config, png_bytes, running
 
 MODEL = "pulse-tiny"
 API_KEY = "sk-test-0123456789abcdef"

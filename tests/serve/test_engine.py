@@ -9,7 +9,6 @@ import time
 
 import pytest
 from PIL import Image
-from tests.serve.serve_testlib import png_bytes
 
 from pulse.models.tiny_llava import load_pretrained_dir
 from pulse.serve.engine import (
@@ -19,6 +18,7 @@ from pulse.serve.engine import (
     TransformersEngine,
     truncate_at_stop,
 )
+from tests.serve.serve_testlib import png_bytes
 
 QUESTION = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What rhythm?"}]}]
 

@@ -7,11 +7,11 @@ import io
 
 import pytest
 from PIL import Image
-from tests.serve.serve_testlib import data_url, png_bytes
 
 from pulse.serve.config import LimitsConfig, RemoteImagesConfig
 from pulse.serve.images import decode_data_url, fetch_remote, host_allowed, load_images, open_image
 from pulse.serve.protocol import APIError
+from tests.serve.serve_testlib import data_url, png_bytes
 
 LIMITS = LimitsConfig(max_image_bytes=50_000, max_image_pixels=200 * 200)
 

@@ -13,9 +13,9 @@ import httpx
 import openai
 import pytest
 from ray import serve
-from tests.serve.serve_testlib import image_message, make_config, running
 
 from pulse.serve.job import deployment_name
+from tests.serve.serve_testlib import image_message, make_config, running
 
 MODEL = "pulse-tiny"
 RECOVERY_LIMIT_S = 120  # stated bound; ~70 s observed with load average ~80 on the shared 2-core box
