@@ -49,7 +49,9 @@ class DemoConfig(StrictModel):
         overrides=["params.clean_fraction=1.0", "params.layout=3x4+1", "params.rhythm_leads=[II]"],
     )
     build: StageRef = StageRef(config="build/templates.yaml")
-    train: StageRef = StageRef(config="train/tiny-cpu.yaml")
+    train: StageRef = StageRef(
+        config="train/tiny-cpu.yaml", overrides=["max_steps=40", "checkpoint_every=20"]
+    )
     serve: StageRef = StageRef(config="serve/cpu.yaml")
     bench: DemoBench = Field(default_factory=DemoBench)
     model_name: str = "pulse-demo"
