@@ -102,7 +102,7 @@ def test_request_body_carries_model_sampling_and_extra_body(stub_server):
 
 
 def test_requests_are_concurrent_and_bounded():
-    from openai_stub import StubOpenAIServer
+    from tests.llm.openai_stub import StubOpenAIServer
 
     server = StubOpenAIServer(latency_s=0.3).start()
     try:
@@ -157,7 +157,8 @@ def test_dataset_rows_get_text_or_error(ray_session, stub_server):
 def test_dataset_batch_is_concurrent_and_qps_is_global(ray_session):
     """Two actors, one shared qps: the server sees both the concurrency and the global rate."""
     import ray
-    from openai_stub import StubOpenAIServer
+
+    from tests.llm.openai_stub import StubOpenAIServer
 
     server = StubOpenAIServer(latency_s=0.2).start()
     try:
