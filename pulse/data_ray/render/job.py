@@ -63,6 +63,8 @@ def run(cfg: RenderConfig) -> StageSummary:
     ds = ds.select_columns([c for c in (*INPUT_COLUMNS, *OPTIONAL_COLUMNS) if c in names])
     if cfg.limit:
         ds = ds.limit(cfg.limit)
+    # Ingest may write few large files; split them so every render worker (and node) gets batches.
+    ds = ds.repartition(max(1, -(-ds.count() // cfg.batch_size)))
     images = ds.map_batches(
         RenderStage,
         fn_constructor_kwargs={"params": cfg.params.model_dump(mode="json")},
