@@ -180,7 +180,8 @@ def test_dataset_batch_is_concurrent_and_qps_is_global(ray_session):
     # One shared bucket spaces them 1/8 s apart (23/8 = 2.9 s); slack is for first-connection latency.
     assert arrivals[-1] - arrivals[0] >= 2.0
     busiest = max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
-    assert busiest <= 11
+    # Arrivals jitter by request latency around the 1/8 s reservations; per-actor limiting would give ~16.
+    assert busiest <= 13
 
 
 def test_backoff_grows_exponentially_with_jitter_and_respects_retry_after():
