@@ -10,7 +10,7 @@ def encode_image(image: np.ndarray, image_format: str, quality: int = 92) -> byt
     """PNG or JPEG bytes of an RGB uint8 image."""
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     if image_format == "png":
-        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     else:
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
