@@ -48,8 +48,14 @@ def synth_ecg(rate_bpm: float, seconds: float = 10.0, fs: float = 250.0, seed: i
     return signal + rng.normal(0, 0.02, t.shape)
 
 
-def draw_strip(signal: np.ndarray, width: int = 224, height: int = 112, mv_range: float = 2.0) -> bytes:
-    """A PNG of ``signal`` on ECG paper (major grid every 1/10 of the width)."""
+def draw_strip(
+    signal: np.ndarray, width: int = 224, height: int = 112, mv_range: float = 2.0, trace_width: int = 3
+) -> bytes:
+    """A PNG of ``signal`` on ECG paper (major grid every 1/10 of the width).
+
+    The trace is drawn 3 px wide: the tiny model's tiles downsample the strip by 2-4x, and a
+    1-px trace fades into the grid there (the tiny model then only learns the answer prior).
+    """
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (width, height), (255, 255, 255))
@@ -60,7 +66,7 @@ def draw_strip(signal: np.ndarray, width: int = 224, height: int = 112, mv_range
         draw.line([(0, y), (width, y)], fill=(245, 180, 180), width=1)
     xs = np.linspace(0, width - 1, len(signal))
     ys = height * 0.65 - signal / mv_range * height * 0.6
-    draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=(0, 0, 0), width=1)
+    draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=(0, 0, 0), width=trace_width)
     buffer = _stdio.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -89,3 +89,70 @@ def test_sweep_two_endpoints_resumable(ray_session, tmp_path):
     for name in ("per_subset.png", "delta_vs_pulse.png"):
         assert (out / "plots" / name).read_bytes().startswith(b"\x89PNG")
     assert (out / "run_info.json").exists()
+
+
+def test_sweep_over_pulse_cpu_endpoint_and_a_second_server(ray_session, tiny_llava_dir, tmp_path):
+    """pulse's own Ray Serve endpoint (tiny random LLaVA-NeXT, transformers engine) beside a second
+    tiny OpenAI-compatible server; the sweep scores both, resumes, and draws the table and plots."""
+    from tests.serve.serve_testlib import make_config, running
+
+    bench = str(tmp_path / "bench")
+    write_hf_subset(bench, "g12-test-no-cot", mcq_rows("g12", ["B. AF", "H. SB", "A. NORM"]))
+    serve_cfg = make_config(tiny_llava_dir)
+    with running(serve_cfg) as pulse_url, ChatServer(lambda m: "B") as other:
+        cfg = {
+            "output_dir": str(tmp_path / "sweep"),
+            "gold": bench,
+            "subsets": ["g12-test-no-cot"],
+            "allow_partial": True,
+            "models": [
+                {"name": "pulse-cpu", "base_url": pulse_url, "model": "pulse-tiny", "api_key_env": None,
+                 "max_tokens": 8},
+                {"name": "other", "base_url": other.base_url, "model": "b", "api_key_env": None,
+                 "max_tokens": 8},
+            ],
+        }  # fmt: skip
+        path = tmp_path / "sweep.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        assert pulse_main(["ecgbench", "sweep", "--config", str(path)]) == 0
+        assert pulse_main(["ecgbench", "sweep", "--config", str(path), "plots=false"]) == 0
+        assert len(other.requests) == 3  # resumed: the second pass asked nothing again
+    out = tmp_path / "sweep"
+    predictions = [
+        json.loads(line)
+        for line in (out / "predictions" / "pulse-cpu" / "g12-test-no-cot.jsonl").read_text().splitlines()
+    ]
+    assert sorted(p["question_id"] for p in predictions) == ["g12-0", "g12-1", "g12-2"]
+    assert not [p for p in predictions if p["metadata"].get("error")]
+    # The endpoint answered what the same checkpoint generates offline for the same image and question.
+    first = next(p for p in predictions if p["question_id"] == "g12-0")
+    assert first["text"] == offline_answer(tiny_llava_dir, bench, first["prompt"])
+
+    results = json.loads((out / "results.json").read_text())["results"]
+    by = {(r["model"], r["mode"]): r for r in results if r["subset"] == "g12-test-no-cot"}
+    assert by[("other", "strict")]["accuracy"] == pytest.approx(100 / 3)
+    assert 0 <= by[("pulse-cpu", "strict")]["accuracy"] <= 100
+    table = (out / "results.md").read_text()
+    assert "| pulse-cpu |" in table and "| other |" in table
+    assert (out / "plots" / "per_subset.png").read_bytes().startswith(b"\x89PNG")
+
+
+def offline_answer(checkpoint, bench: str, question: str, max_new_tokens: int = 8) -> str:
+    """Greedy ``generate()`` of the checkpoint on item g12-0's image (what the endpoint must reproduce)."""
+    import io as stdio
+
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from pulse.models.tiny_llava import load_pretrained_dir
+
+    row = pq.read_table(f"{bench}/g12-test-no-cot/test-00000-of-00001.parquet").to_pylist()[0]
+    assert row["id"] == "g12-0"
+    image = Image.open(stdio.BytesIO(row["image"]["bytes"])).convert("RGB")
+    model, processor = load_pretrained_dir(checkpoint)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = processor(images=[image], text=[prompt], add_special_tokens=False, return_tensors="pt")
+    out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    new_tokens = out[0, inputs["input_ids"].shape[1] :]
+    return processor.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
