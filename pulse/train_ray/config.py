@@ -103,6 +103,9 @@ class TrainConfig(StrictModel):
     num_workers: int = 2
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    """How Ray places the workers: ``PACK`` fills a node first (fast NVLink/shm collectives);
+    ``SPREAD`` puts one per node when it can (each worker gets a node's NIC and disk)."""
     strategy: Literal["ddp", "zero2", "zero3"] = "ddp"
     offload_optimizer: bool = False
     """ZeRO only: keep optimizer state on CPU (DeepSpeedCPUAdam; its first use JIT-compiles cpu_adam)."""

@@ -132,7 +132,9 @@ def build_train_dataset(cfg, processor):
     shuffle = None
     if cfg.data.shuffle_seed is not None:
         shuffle = ray.data.FileShuffleConfig(seed=cfg.data.shuffle_seed)
-    ds = ray.data.read_parquet(**read_args, shuffle=shuffle)
+    # Reads get the preprocess CPU share too: a default 1-CPU read task can never start on a node
+    # whose CPUs the training workers hold (e.g. after losing a node), and the run would stall.
+    ds = ray.data.read_parquet(**read_args, shuffle=shuffle, num_cpus=cfg.data.preprocess_cpus)
     if cfg.data.limit is not None:
         ds = ds.limit(cfg.data.limit)
     return ds.map_batches(

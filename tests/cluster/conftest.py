@@ -17,10 +17,14 @@ WORKER_GROUP = "pulse_cpu"
 
 @pytest.fixture(scope="session")
 def two_node_cluster():
-    """Head (3 CPUs) + a "worker group" node (2 CPUs, custom resource ``pulse_cpu``), token auth on."""
+    """Head (4 CPUs) + a "worker group" node (2 CPUs, custom resource ``pulse_cpu``), token auth on.
+
+    4 head CPUs: after the worker node dies, the 2 training workers hold 2 and Ray Data's file
+    listing task needs a whole CPU beside the preprocess actor.
+    """
     cluster = LocalMultiNodeCluster(auth_token=f"pulse-test-{uuid.uuid4().hex}")
     try:
-        cluster.start_head(num_cpus=3)
+        cluster.start_head(num_cpus=4)
         cluster.add_worker("worker", num_cpus=2, resources={WORKER_GROUP: 2})
         yield cluster
     finally:

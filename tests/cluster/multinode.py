@@ -30,15 +30,17 @@ import requests
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# GCS notices a killed node within ~3 s instead of the default ~30 s; a raylet on a loaded host may
-# wait minutes (not seconds) for its dashboard agent before giving up.
+# GCS notices a killed node within ~5-15 s instead of the default ~30 s (a dead raylet refuses the
+# check at once); the 3 s per-check timeout keeps a raylet that is merely busy (2 training workers
+# on 2 cores) from being declared dead. A raylet on a loaded host may wait minutes (not seconds)
+# for its dashboard agent before giving up.
 NODE_ENV = {
     "RAY_agent_register_timeout_ms": "300000",
     "RAY_raylet_start_wait_time_s": "300",
     "RAY_health_check_initial_delay_ms": "1000",
     "RAY_health_check_period_ms": "1000",
-    "RAY_health_check_timeout_ms": "1000",
-    "RAY_health_check_failure_threshold": "3",
+    "RAY_health_check_timeout_ms": "3000",
+    "RAY_health_check_failure_threshold": "5",
 }
 
 
