@@ -53,3 +53,12 @@ def test_bad_values_name_the_flag(override, message):
         message = "at least one of vision_tower, projector, language_model"
     with pytest.raises(ConfigError, match=message):
         load_config(TrainConfig, CONFIG_DIR / "tiny-cpu.yaml", overrides)
+
+
+def test_placement_strategy_is_one_of_rays_and_reaches_the_scaling_config():
+    cfg = load_config(TrainConfig, CONFIG_DIR / "tiny-cpu.yaml", ["placement_strategy=SPREAD"])
+    assert cfg.placement_strategy == "SPREAD"
+    with pytest.raises(ConfigError, match="placement_strategy"):
+        load_config(TrainConfig, CONFIG_DIR / "tiny-cpu.yaml", ["placement_strategy=spread"])
+    source = (Path(__file__).resolve().parents[2] / "pulse" / "train_ray" / "job.py").read_text()
+    assert "placement_strategy=cfg.placement_strategy" in source
