@@ -100,6 +100,8 @@ def mcq_gold(subset: Subset, value: str, mode: extract.Mode) -> str | None:
 
 
 def _mcq(subset: Subset, pairs: list[tuple[dict, dict]], mode: extract.Mode) -> dict:
+    # The published scorer seeds once at import and is run once per subset: a fresh seed per subset,
+    # drawn in item order, reproduces its random fallback bit for bit.
     rng = random.Random(RANDOM_SEED)
     correct, unparsed = [], 0
     for gold, pred in pairs:
