@@ -124,6 +124,11 @@ class TrainConfig(StrictModel):
     gradient_checkpointing: bool = False
     max_grad_norm: float = 1.0
     checkpoint_every: int = 100
+    report_interval_s: float = 2.0
+    """Least seconds between metric-only ``ray.train.report`` calls (checkpoints always report).
+    Ray Train 2.x collects one report per worker every ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S`` (2 s)
+    and a worker blocks until its previous report was collected, so reporting every step of a
+    fast step stalls training; per-step metrics still go to the trackers."""
     keep_checkpoints: int = 2
     max_failures: int = 1
     seed: int = 0

@@ -57,6 +57,7 @@ class WorkerState:
     resumed_from: int | None = None
     saved_step: int | None = None
     last_batch: dict[str, torch.Tensor] | None = None
+    last_report: float | None = None
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -207,7 +208,8 @@ def train_epoch(state: WorkerState, shard) -> bool:
     )
     skip, group, steps_done = state.batches_in_epoch, [], 0
     started = time.perf_counter()
-    for index, batch in enumerate(batches):
+    waited = _WaitClock()
+    for index, batch in enumerate(waited.iterate(batches)):
         if index < skip:
             continue  # already trained before the restart
         group.append(batch)
@@ -227,19 +229,45 @@ def train_epoch(state: WorkerState, shard) -> bool:
         steps_done += 1
         elapsed = time.perf_counter() - started
         metrics = _step_metrics(state, sum(losses) / len(losses), tokens, samples, elapsed)
+        metrics["data_wait_s"] = waited.take()
         started = time.perf_counter()
         state.history.append([state.step, metrics["loss"], metrics["samples_per_s"], metrics["tokens_per_s"]])
         state.tracker.log(metrics, state.step)
         if state.step % cfg.checkpoint_every == 0 or state.step >= state.total_steps:
             save_checkpoint(state, metrics, final=state.step >= state.total_steps)
-        else:
+        elif report_due(time.monotonic(), state.last_report, cfg.report_interval_s):
             ray.train.report(metrics)
+            state.last_report = time.monotonic()
+            _print_progress(state, metrics)
         _maybe_inject_fault(state)
         if state.step >= state.total_steps:
             return True
     state.epoch += 1
     state.batches_in_epoch = 0
     return steps_done > 0 or skip > 0
+
+
+class _WaitClock:
+    """Seconds a worker spent blocked on the input pipeline: high values mean data-bound training."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def iterate(self, iterable):
+        iterator = iter(iterable)
+        while True:
+            started = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                self.seconds += time.perf_counter() - started
+            yield item
+
+    def take(self) -> float:
+        seconds, self.seconds = self.seconds, 0.0
+        return seconds
 
 
 def _step_metrics(
@@ -297,6 +325,24 @@ def save_checkpoint(state: WorkerState, metrics: dict[str, Any], final: bool = F
             _write_metadata(state, Path(tmp), probe)
         ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp) if writes else None)
     state.saved_step = state.step
+    state.last_report = time.monotonic()
+    _print_progress(state, metrics)
+
+
+def report_due(now: float, last_report: float | None, interval_s: float) -> bool:
+    """Whether a metric-only report may go out now without stalling on Ray Train's collection."""
+    return last_report is None or now - last_report >= interval_s
+
+
+def _print_progress(state: WorkerState, metrics: dict[str, Any]) -> None:
+    if state.rank != 0 or "loss" not in metrics:
+        return
+    print(
+        f"[pulse.train] step {state.step}/{state.total_steps} loss {metrics['loss']:.4f} "
+        f"lr {metrics['lr']:.3g} {metrics['samples_per_s']:.2f} samples/s "
+        f"{metrics['tokens_per_s']:.0f} tok/s data_wait {metrics.get('data_wait_s', 0.0):.2f}s",
+        flush=True,
+    )
 
 
 def _write_metadata(state: WorkerState, folder: Path, probe: dict | None) -> None:

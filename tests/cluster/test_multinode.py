@@ -210,8 +210,10 @@ def test_two_worker_train_spreads_and_resumes_after_losing_a_node(cluster, s3_bu
         cluster, "train", "--config", "configs/train/tiny-cpu.yaml", "--pip", "none", "--no-follow", *S3_ENV,
         f"storage_path={storage}", f"data.train_path={data}", "cpus_per_worker=1", "max_failures=2",
         "placement_strategy=SPREAD", "max_steps=40", "checkpoint_every=4", "global_batch_size=4",
-        "micro_batch_size=2",
+        "micro_batch_size=2", "report_interval_s=0",
     )  # fmt: skip
+    # report_interval_s=0 reports every step, so Ray Train's 2-s report collection paces the run
+    # (~2 s a step): the node dies mid-run instead of after a 40-step run that takes seconds.
     assert train.returncode == 0, train.stderr[-4000:]
     job_id = submitted_job_id(train.stdout)
     deadline = time.monotonic() + 400

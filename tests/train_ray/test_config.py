@@ -62,3 +62,14 @@ def test_placement_strategy_is_one_of_rays_and_reaches_the_scaling_config():
         load_config(TrainConfig, CONFIG_DIR / "tiny-cpu.yaml", ["placement_strategy=spread"])
     source = (Path(__file__).resolve().parents[2] / "pulse" / "train_ray" / "job.py").read_text()
     assert "placement_strategy=cfg.placement_strategy" in source
+
+
+def test_metric_reports_are_spaced_by_the_report_interval():
+    from pulse.train_ray.loop import report_due
+
+    assert report_due(100.0, None, 2.0)  # the first step always reports
+    assert not report_due(101.5, 100.0, 2.0)  # Ray Train would block this one until it polls
+    assert report_due(102.0, 100.0, 2.0)
+    assert report_due(100.1, 100.0, 0.0)  # 0 reports every step
+    cfg = load_config(TrainConfig, "configs/train/tiny-cpu.yaml", ["report_interval_s=0.5"])
+    assert cfg.report_interval_s == 0.5
