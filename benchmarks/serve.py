@@ -139,10 +139,23 @@ def direct_engine(checkpoint: str, args) -> dict:
 
 
 def build_checkpoint(size: str) -> str:
-    """A random LLaVA-NeXT in HF format: the test-size one, or ~1B parameters for GPU numbers."""
+    """A random LLaVA-NeXT in HF format: the test-size one, a ~20M "small" one whose decode step
+    costs real CPU time (so batching shows on CPU), or ~1B parameters for GPU numbers."""
     from pulse.models.tiny_llava import LlavaBuildConfig, build_tiny_llava, save_pretrained_dir
 
     cfg = LlavaBuildConfig()
+    if size == "small":
+        cfg = LlavaBuildConfig(
+            vision_hidden_size=128,
+            vision_intermediate_size=512,
+            vision_layers=4,
+            vision_heads=4,
+            text_hidden_size=512,
+            text_intermediate_size=2048,
+            text_layers=6,
+            text_heads=8,
+            text_kv_heads=8,
+        )
     if size == "1b":
         cfg = LlavaBuildConfig(
             image_size=336,
@@ -179,7 +192,7 @@ def main() -> int:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument(
         "--size",
-        choices=["tiny", "1b"],
+        choices=["tiny", "small", "1b"],
         default="tiny",
         help="random LLaVA-NeXT to build when no --checkpoint",
     )
