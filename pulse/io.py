@@ -150,6 +150,18 @@ def read_parquet(path: str | os.PathLike, storage: StorageOptions | None = None)
     return pq.read_table(inner, filesystem=fs)
 
 
+def count_parquet_rows(path: str | os.PathLike, storage: StorageOptions | None = None) -> int:
+    """Rows in a Parquet file or every ``*.parquet`` under a folder, from the footers (no data read)."""
+    import pyarrow.dataset as pads
+
+    fs, inner = filesystem(path, storage)
+    if is_dir(path, storage):
+        files = [filesystem(f, storage)[1] for f in list_files(path, "*.parquet", storage)]
+    else:
+        files = [inner] if exists(path, storage) else []
+    return pads.dataset(files, filesystem=fs, format="parquet").count_rows() if files else 0
+
+
 def ray_read_args(path: str | os.PathLike, storage: StorageOptions | None = None) -> dict:
     """``paths=`` and ``filesystem=`` keyword arguments for ``ray.data.read_*`` / ``write_*``."""
     fs, inner = filesystem(path, storage)

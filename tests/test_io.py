@@ -21,3 +21,13 @@ def test_s3_roundtrip_parquet(s3_bucket):
     io.write_text(f"{s3_bucket}/notes/x.txt", "über")
     assert io.read_text(f"{s3_bucket}/notes/x.txt") == "über"
     assert not io.exists(f"{s3_bucket}/missing.txt")
+
+
+def test_count_parquet_rows_reads_footers_locally_and_on_s3(tmp_path, s3_bucket):
+    for base in (str(tmp_path / "rows"), f"{s3_bucket}/rows"):
+        io.write_parquet(pa.table({"x": list(range(5))}), io.join(base, "a.parquet"))
+        io.write_parquet(pa.table({"x": list(range(7))}), io.join(base, "sub", "b.parquet"))
+        io.write_text(io.join(base, "_SUCCESS.txt"), "not parquet")
+        assert io.count_parquet_rows(base) == 12
+        assert io.count_parquet_rows(io.join(base, "a.parquet")) == 5
+    assert io.count_parquet_rows(str(tmp_path / "empty-folder-that-does-not-exist")) == 0

@@ -155,10 +155,7 @@ def build_train_dataset(cfg, processor):
 
 def count_rows(cfg) -> int:
     """Rows in the instruction Parquet (from file metadata; includes rows that will be skipped)."""
-    import pyarrow.dataset as pads
-
-    fs, inner = io.filesystem(cfg.data.train_path, cfg.storage)
-    n = pads.dataset(inner, filesystem=fs, format="parquet").count_rows()
+    n = io.count_parquet_rows(cfg.data.train_path, cfg.storage)
     return min(n, cfg.data.limit) if cfg.data.limit is not None else n
 
 

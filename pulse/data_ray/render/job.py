@@ -64,7 +64,10 @@ def run(cfg: RenderConfig) -> StageSummary:
     if cfg.limit:
         ds = ds.limit(cfg.limit)
     # Ingest may write few large files; split them so every render worker (and node) gets batches.
-    ds = ds.repartition(max(1, -(-ds.count() // cfg.batch_size)))
+    # The row count comes from the Parquet footers: ds.count() here would read every signal once more.
+    rows = io.count_parquet_rows(records_dir, cfg.storage)
+    rows = min(rows, cfg.limit) if cfg.limit else rows
+    ds = ds.repartition(max(1, -(-rows // cfg.batch_size)))
     images = ds.map_batches(
         RenderStage,
         fn_constructor_kwargs={"params": cfg.params.model_dump(mode="json")},
