@@ -47,8 +47,11 @@ def read_rows(folder: str, columns: list[str]) -> list[dict]:
 
 
 def kill_worker_when_busy(cluster, job_id: str, task_marker: str, timeout: float = 300) -> float:
-    """Kill the worker node once a ``task_marker`` task finished on it while the job still runs.
+    """Kill the worker node once a ``task_marker`` batch finished on it while the job still runs.
 
+    Only Ray Data's ``submit`` calls count (a batch of real work): an actor's ``__init__`` or
+    ``get_location`` finishes as soon as the pool starts, while the job may still be listing its
+    input — and Ray Data's Parquet ``FooterReader`` actor is not restarted when its node dies.
     Returns the kill time in ms since the epoch, so a test can show that work went on after it.
     """
     worker = cluster.nodes[-1]
@@ -62,7 +65,7 @@ def kill_worker_when_busy(cluster, job_id: str, task_marker: str, timeout: float
         on_worker = [
             t
             for t in cluster.job_tasks(job_id)
-            if t["node_id"] == worker.node_id and task_marker in t["name"]
+            if t["node_id"] == worker.node_id and task_marker in t["name"] and t["name"].endswith(".submit")
         ]
         if any(t["state"] == "FINISHED" for t in on_worker):
             killed_at_ms = time.time() * 1000
@@ -73,10 +76,14 @@ def kill_worker_when_busy(cluster, job_id: str, task_marker: str, timeout: float
 
 
 def finished_after(tasks: list[dict], node_id: str, when_ms: float) -> list[dict]:
+    """Batches of real work (``submit`` calls) that finished on ``node_id`` after ``when_ms``."""
     return [
         t
         for t in tasks
-        if t["node_id"] == node_id and t["state"] == "FINISHED" and (t.get("end_time_ms") or 0) > when_ms
+        if t["node_id"] == node_id
+        and t["name"].endswith(".submit")
+        and t["state"] == "FINISHED"
+        and (t.get("end_time_ms") or 0) > when_ms
     ]
 
 
