@@ -8,6 +8,7 @@ continue-on-error. Each of these tests fails on such a client.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import sys
 import time
@@ -179,9 +180,10 @@ def test_dataset_batch_is_concurrent_and_qps_is_global(ray_session):
     # A per-actor qps (ray.data.llm's) would allow 16/s: 24 rows in ~1.4 s, ~16 in a 1 s window.
     # One shared bucket spaces them 1/8 s apart (23/8 = 2.9 s); slack is for first-connection latency.
     assert arrivals[-1] - arrivals[0] >= 2.0
-    busiest = max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
-    # Arrivals jitter by request latency around the 1/8 s reservations; per-actor limiting would give ~16.
-    assert busiest <= 13
+    gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
+    # One bucket spaces arrivals 1/8 s apart; per-actor limiting interleaves two 8/s streams (~1/16 s).
+    # The median ignores the one clump an actor's first requests can make while its HTTP client starts.
+    assert gaps[len(gaps) // 2] >= 0.1, gaps
 
 
 def test_backoff_grows_exponentially_with_jitter_and_respects_retry_after():
