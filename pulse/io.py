@@ -156,7 +156,7 @@ def count_parquet_rows(path: str | os.PathLike, storage: StorageOptions | None =
 
     fs, inner = filesystem(path, storage)
     if is_dir(path, storage):
-        files = [filesystem(f, storage)[1] for f in list_files(path, "*.parquet", storage)]
+        files = [f.removeprefix("s3://") for f in list_files(path, "*.parquet", storage)]
     else:
         files = [inner] if exists(path, storage) else []
     return pads.dataset(files, filesystem=fs, format="parquet").count_rows() if files else 0
