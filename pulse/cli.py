@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         return 0
-    result = module.run(cfg)
+    try:
+        result = module.run(cfg)
+    except FileNotFoundError as exc:  # a wrong input path is the user's to fix, not a traceback
+        print(f"pulse {args.job}: {exc}", file=sys.stderr)
+        return 2
     return int(result) if isinstance(result, int) else 0
 
 

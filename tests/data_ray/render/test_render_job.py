@@ -64,3 +64,10 @@ def test_render_reads_and_writes_s3(ray_session, render_data, s3_bucket):
     assert sorted(table.column("record_id").to_pylist()) == [f"synthetic/{i}" for i in range(3)]
     assert io.exists(f"{s3_bucket}/render/run_info.json")
     assert not io.list_files(f"{s3_bucket}/render/errors", "*.parquet")
+
+
+def test_cli_missing_input_is_a_one_line_error(tmp_path, capsys):
+    code = main(["render", "--config", "configs/render/demo.yaml", f"input_dir={tmp_path / 'nope'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("pulse render: render: no record Parquet under") and "Traceback" not in err
