@@ -185,7 +185,7 @@ def ray_scaling(records: list[dict], copies: int) -> None:
             fn_constructor_kwargs={"params": {"clean_fraction": 0.5}},
             batch_size=4,
             batch_format="pyarrow",
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
         )
         started = time.perf_counter()

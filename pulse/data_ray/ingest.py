@@ -166,7 +166,7 @@ def run(cfg: IngestConfig) -> StageSummary:
             read_record_batch,
             batch_format="pyarrow",
             batch_size=cfg.batch_size,
-            concurrency=cfg.concurrency,
+            compute=ray.data.TaskPoolStrategy(size=cfg.concurrency),
             fn_kwargs={
                 "sources": sources,
                 "storage": storage,

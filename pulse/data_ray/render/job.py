@@ -50,6 +50,16 @@ class RenderConfig(StrictModel):
 CONFIG_CLASS = RenderConfig
 
 
+def actor_pool(concurrency: int | tuple[int, int]):
+    """Ray Data's actor pool for a fixed worker count or an autoscaling ``(min, max)`` range."""
+    from ray.data import ActorPoolStrategy
+
+    if isinstance(concurrency, int):
+        return ActorPoolStrategy(size=concurrency)
+    low, high = concurrency
+    return ActorPoolStrategy(min_size=low, max_size=high)
+
+
 def run(cfg: RenderConfig) -> StageSummary:
     """Render every record under ``cfg.input_dir``; prints and returns the stage summary."""
     started = time.time()
@@ -73,7 +83,7 @@ def run(cfg: RenderConfig) -> StageSummary:
         fn_constructor_kwargs={"params": cfg.params.model_dump(mode="json")},
         batch_size=cfg.batch_size,
         batch_format="pyarrow",
-        concurrency=cfg.concurrency,
+        compute=actor_pool(cfg.concurrency),
         num_cpus=cfg.num_cpus,
     )
     sink = ImageRowsDatasink(cfg.output_dir, cfg.storage, cfg.write_files)

@@ -71,3 +71,12 @@ def test_cli_missing_input_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("pulse render: render: no record Parquet under") and "Traceback" not in err
+
+
+def test_worker_count_or_range_becomes_an_actor_pool():
+    from pulse.data_ray.render.job import RenderConfig, actor_pool
+
+    fixed = actor_pool(RenderConfig(input_dir="i", output_dir="o", concurrency=3).concurrency)
+    assert (fixed.min_size, fixed.max_size) == (3, 3)
+    scaling = actor_pool(RenderConfig(input_dir="i", output_dir="o", concurrency=[1, 4]).concurrency)
+    assert (scaling.min_size, scaling.max_size) == (1, 4)
