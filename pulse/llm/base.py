@@ -175,7 +175,11 @@ def apply_request_udf(
     # Bounded row tasks: unbounded 0.1-CPU tasks make Ray spawn a swarm of worker processes whose
     # start-up competes with the engine actors' model load (on 2 cores: 28 s load instead of 10 s).
     row_tasks = 2 * concurrency
-    ds = ds.map(partial(encode_request_row, preprocess=preprocess), num_cpus=0.1, compute=TaskPoolStrategy(size=row_tasks))
+    ds = ds.map(
+        partial(encode_request_row, preprocess=preprocess),
+        num_cpus=0.1,
+        compute=TaskPoolStrategy(size=row_tasks),
+    )
     ds = ds.map_batches(
         udf,
         fn_constructor_kwargs=udf_kwargs,
@@ -184,7 +188,9 @@ def apply_request_udf(
         udf_modifying_row_count=False,
         **map_kwargs,
     )
-    return ds.map(partial(finish_row, postprocess=postprocess), num_cpus=0.1, compute=TaskPoolStrategy(size=row_tasks))
+    return ds.map(
+        partial(finish_row, postprocess=postprocess), num_cpus=0.1, compute=TaskPoolStrategy(size=row_tasks)
+    )
 
 
 def run_table(table: Any, generate: Callable[[list[ChatRequest]], list[ChatResult]]) -> Any:
