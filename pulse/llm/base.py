@@ -72,13 +72,13 @@ def make_request(messages: Any, sampling_params: Any) -> ChatRequest | ChatResul
     """Validate one row's messages and sampling params; a failed check is an error result."""
     if not messages:
         return ChatResult.failed("no_messages", "preprocess returned no messages")
-    messages = _plain(messages)
+    messages = plain(messages)
     if not isinstance(messages, list) or not all(
         isinstance(m, dict) and "role" in m and "content" in m for m in messages
     ):
         return ChatResult.failed("bad_messages", "expected a list of {role, content} dicts")
     try:
-        params = SamplingParams.model_validate(_plain(sampling_params) or {})
+        params = SamplingParams.model_validate(plain(sampling_params) or {})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -86,14 +86,14 @@ def make_request(messages: Any, sampling_params: Any) -> ChatRequest | ChatResul
     return ChatRequest(messages=messages, params=params)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Ray Data hands list columns over as numpy arrays; make them JSON-able Python."""
     if hasattr(value, "tolist") and not isinstance(value, str | bytes):
         value = value.tolist()
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -110,7 +110,7 @@ def encode_request_row(row: Row, preprocess: RowFn) -> Row:
     messages = out.pop(MESSAGES, None)
     sampling = out.pop(SAMPLING_PARAMS, None)
     out[REQUEST_COLUMN] = json.dumps(
-        {MESSAGES: _plain(messages), SAMPLING_PARAMS: _plain(sampling)}, default=str
+        {MESSAGES: plain(messages), SAMPLING_PARAMS: plain(sampling)}, default=str
     )
     return out
 

@@ -109,6 +109,8 @@ class VllmEngineConfig(StrictModel):
     """Enable ``ray.data.llm``'s multimodal stage so ``image_url`` parts reach the model."""
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Further vLLM engine arguments; keys that duplicate a typed field above are errors."""
+    runtime_env: dict[str, Any] | None = None
+    """Ray runtime env of the engine actors, e.g. ``{env_vars: {HF_TOKEN: ...}}`` for gated models."""
 
     @model_validator(mode="after")
     def _no_duplicate_engine_kwargs(self) -> VllmEngineConfig:

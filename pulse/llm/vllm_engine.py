@@ -20,28 +20,10 @@ from pulse.llm.base import (
     call_postprocess,
     encode_request_row,
     make_request,
+    plain,
     short,
 )
 from pulse.llm.config import VllmEngineConfig
-
-# Columns ray.data.llm's stages add; dropped before the row reaches postprocess.
-VLLM_INTERNAL_COLUMNS = (
-    "prompt",
-    "tokenized_prompt",
-    "generated_tokens",
-    "num_generated_tokens",
-    "num_input_tokens",
-    "request_id",
-    "time_taken_llm",
-    "params",
-    "metrics",
-    "embeddings",
-    "multimodal_data",
-    "mm_processor_kwargs",
-    "multimodal_uuids",
-    "batch_uuid",
-    "__inference_error__",
-)
 
 
 def build_vllm_config(cfg: VllmEngineConfig):
@@ -65,53 +47,57 @@ def build_vllm_config(cfg: VllmEngineConfig):
         accelerator_type=cfg.accelerator_type,
         should_continue_on_error=True,
         prepare_multimodal_stage={"enabled": cfg.vision},
+        runtime_env=cfg.runtime_env,
     )
 
 
 def vllm_request_row(row: dict, preprocess: RowFn) -> dict:
     """Preprocess for ray.data.llm: validated ``messages`` + ``sampling_params`` as top-level fields.
 
-    A row whose preprocess fails keeps an ``_llm_request`` error and a one-token dummy
-    request, so the engine stays busy-safe and ``vllm_row_to_contract`` reports the error.
+    ``_llm_request`` remembers the caller's columns and sampling params, so
+    ``vllm_row_to_contract`` can hand postprocess exactly the row the other engines give it,
+    whatever columns Ray's stages add or consume on the way. A row whose preprocess fails keeps
+    its error there and sends a one-token stand-in request, so the engine never sees bad input.
     """
     import json
 
     packed = encode_request_row(row, preprocess)
-    request = json.loads(packed["_llm_request"])
-    checked = (
-        make_request(request.get(MESSAGES), request.get(SAMPLING_PARAMS)) if "error" not in request else None
-    )
+    request = json.loads(packed.pop("_llm_request"))
+    columns = sorted(packed)
+    raw = {MESSAGES: request.get(MESSAGES), SAMPLING_PARAMS: request.get(SAMPLING_PARAMS)}
+    checked = make_request(raw[MESSAGES], raw[SAMPLING_PARAMS]) if "error" not in request else None
     if checked is None or not hasattr(checked, "messages"):
         error = request.get("error") or checked.error
-        packed["_llm_request"] = json.dumps({"error": error})
+        packed["_llm_request"] = json.dumps({"error": error, "columns": columns, **raw})
         packed[MESSAGES] = [{"role": "user", "content": "."}]
         packed[SAMPLING_PARAMS] = {"max_tokens": 1, "temperature": 0.0}
         return packed
-    packed["_llm_request"] = "{}"  # the messages travel as ray.data.llm expects, not twice
+    # The messages travel once, as ray.data.llm expects them (they may carry inline images).
+    packed["_llm_request"] = json.dumps({"columns": columns, SAMPLING_PARAMS: raw[SAMPLING_PARAMS]})
     packed[MESSAGES] = checked.messages
     packed[SAMPLING_PARAMS] = checked.params.model_dump(exclude_none=True)
     return packed
 
 
 def vllm_row_to_contract(row: dict, postprocess: RowFn) -> dict:
-    """A ray.data.llm output row (success or ``__inference_error__``) in the pulse contract."""
+    """A ray.data.llm output row (success or ``__inference_error__``) in the pulse contract:
+    the caller's columns, ``messages``, ``sampling_params`` and the generated fields."""
     import json
 
-    out = dict(row)
-    request = json.loads(out.pop("_llm_request", None) or "{}")
+    request = json.loads(row.get("_llm_request") or "{}")
     error = request.get("error") or None
-    if not error and out.get("__inference_error__"):
-        error = f"engine_error: {short(out['__inference_error__'])}"
+    if not error and row.get("__inference_error__"):
+        error = f"engine_error: {short(row['__inference_error__'])}"
+    out = {name: row[name] for name in request.get("columns", ()) if name in row}
+    out[MESSAGES] = request.get(MESSAGES) if request.get("error") else plain(row.get(MESSAGES))
+    out[SAMPLING_PARAMS] = request.get(SAMPLING_PARAMS)
     usage = {
-        "prompt_tokens": out.get("num_input_tokens") or 0,
-        "completion_tokens": out.get("num_generated_tokens") or 0,
+        "prompt_tokens": row.get("num_input_tokens") or 0,
+        "completion_tokens": row.get("num_generated_tokens") or 0,
     }
-    text = out.get(GENERATED_TEXT)
-    for column in VLLM_INTERNAL_COLUMNS:
-        out.pop(column, None)
-    if error:
-        usage = {}
-    return call_postprocess(out, text=text, error=error, usage=usage, postprocess=postprocess)
+    return call_postprocess(
+        out, text=row.get(GENERATED_TEXT), error=error, usage={} if error else usage, postprocess=postprocess
+    )
 
 
 def apply_vllm(ds, cfg: VllmEngineConfig, preprocess: RowFn, postprocess: RowFn):
