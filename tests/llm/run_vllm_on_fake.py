@@ -34,6 +34,7 @@ def postprocess(row):
         "error": row["llm_error"],
         "usage": row["usage"],
         "columns": sorted(row),
+        "types": [type(row["labels"]).__name__, type(row["turns"]).__name__, type(row["turns"][0]).__name__],
     }
 
 
@@ -44,7 +45,8 @@ def main(model_dir: str) -> None:
 
     ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     cfg = VllmEngineConfig(model_source=model_dir, max_model_len=128, batch_size=2, max_concurrent_batches=2)
-    ds = ray.data.from_items([{"case": case} for case in PROMPTS])
+    turns = [{"from": "human", "value": "<image>\nRhythm?"}, {"from": "gpt", "value": "AF"}]
+    ds = ray.data.from_items([{"case": case, "labels": ["AF", "LAD"], "turns": turns} for case in PROMPTS])
     rows = apply_llm(ds, cfg, preprocess, postprocess).take_all()
     print("ROWS " + json.dumps(sorted(rows, key=lambda r: r["case"])))
 

@@ -169,8 +169,18 @@ def test_apply_llm_runs_ray_data_llm_end_to_end_on_a_vllm_stand_in():
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     rows = {row["case"]: row for row in json.loads(lines[0][5:])}
     assert set(rows) == {"short", "long", "bad_params", "stop"}
-    contract = ["case", "generated_text", "llm_error", "messages", "sampling_params", "usage"]
+    contract = [
+        "case",
+        "generated_text",
+        "labels",
+        "llm_error",
+        "messages",
+        "sampling_params",
+        "turns",
+        "usage",
+    ]
     assert all(row["columns"] == contract for row in rows.values()), rows  # none of Ray's columns leak
+    assert all(row["types"] == ["list", "list", "dict"] for row in rows.values())  # as the other engines give
     short = rows["short"]
     assert short["error"] is None and short["text"].strip()
     assert short["usage"]["prompt_tokens"] > 5 and 1 <= short["usage"]["completion_tokens"] <= 8
