@@ -157,12 +157,12 @@ def test_ecgbench_sweep_spreads_its_clients_and_survives_losing_a_node(cluster, 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ecgbench"))
     from chat_server import ChatServer
 
-    n_items = 40
+    n_items = 80
     gold, out = f"{s3_bucket}/ecgbench", f"{s3_bucket}/sweep"
     write_converted_gold(gold, "g12-test-no-cot", n_items)
 
     def slow_answer(messages):
-        time.sleep(0.25)  # keeps the sweep running long enough to lose a node in the middle
+        time.sleep(0.5)  # ~10 s of answers: the kill lands mid-sweep even when task events lag under load
         return "A"
 
     with ChatServer(slow_answer) as server:
