@@ -43,7 +43,7 @@ def main(model_dir: str) -> None:
 
     from pulse.llm import VllmEngineConfig, apply_llm
 
-    ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.init(num_cpus=8, num_gpus=1, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     cfg = VllmEngineConfig(model_source=model_dir, max_model_len=128, batch_size=2, max_concurrent_batches=2)
     turns = [{"from": "human", "value": "<image>\nRhythm?"}, {"from": "gpt", "value": "AF"}]
     ds = ray.data.from_items([{"case": case, "labels": ["AF", "LAD"], "turns": turns} for case in PROMPTS])
