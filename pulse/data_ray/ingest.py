@@ -31,6 +31,7 @@ from pydantic import Field
 
 from pulse import io
 from pulse.config import StrictModel, write_run_info
+from pulse.data_ray.first_rows import first_rows
 from pulse.data_ray.readers import plan_source, read_unit
 from pulse.data_ray.readers.config import SourceConfig
 from pulse.data_ray.readers.ecgqa import ECGQA_SCHEMA, mark_missing_records, qa_to_table
@@ -200,7 +201,7 @@ def run(cfg: IngestConfig) -> StageSummary:
         )
         qa_limits = [s.limit for s in qa_sources]
         if len(qa_sources) == 1 and qa_limits[0] is not None:
-            qa = qa.limit(qa_limits[0])
+            qa = first_rows(qa, qa_limits[0])
         qa.write_parquet(**io.ray_write_args(out["ecgqa"], storage))
         qa_errors = _read_columns(out["ecgqa"], ["error"], ECGQA_SCHEMA, storage).column("error").to_pylist()
 

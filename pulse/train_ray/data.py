@@ -21,6 +21,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pulse import io
+from pulse.data_ray.first_rows import first_rows
 from pulse.schema import error_reason, require_columns
 from pulse.train_ray.collate import SampleError, decode_image, encode_sample, pad_batch
 
@@ -135,8 +136,7 @@ def build_train_dataset(cfg, processor):
     # Reads get the preprocess CPU share too: a default 1-CPU read task can never start on a node
     # whose CPUs the training workers hold (e.g. after losing a node), and the run would stall.
     ds = ray.data.read_parquet(**read_args, shuffle=shuffle, num_cpus=cfg.data.preprocess_cpus)
-    if cfg.data.limit is not None:
-        ds = ds.limit(cfg.data.limit)
+    ds = first_rows(ds, cfg.data.limit)
     return ds.map_batches(
         EncodeInstructions,
         fn_constructor_kwargs={

@@ -15,6 +15,7 @@ import numpy as np
 from pulse import io
 from pulse.config import ConfigError
 from pulse.data_ray.build.rows import RECORD_COLUMNS, shard_of
+from pulse.data_ray.first_rows import first_rows
 
 IMAGE_COLUMNS = ("record_id", "image", "image_format", "error")
 
@@ -36,7 +37,7 @@ def read_records(records_dir: str, storage: io.StorageOptions | None, limit: int
 
     path = _parquet_dir(records_dir, "records", storage)
     ds = ray.data.read_parquet(**io.ray_read_args(path, storage), columns=list(RECORD_COLUMNS))
-    return ds.limit(limit) if limit else ds
+    return first_rows(ds, limit)
 
 
 def read_ecgqa(records_dir: str, storage: io.StorageOptions | None):

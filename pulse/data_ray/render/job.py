@@ -19,6 +19,7 @@ from pydantic import Field
 
 from pulse import io
 from pulse.config import StrictModel, write_run_info
+from pulse.data_ray.first_rows import first_rows
 from pulse.data_ray.render.renderer import RenderParams
 from pulse.data_ray.render.sink import ImageRowsDatasink
 from pulse.data_ray.render.stage import INPUT_COLUMNS, OPTIONAL_COLUMNS, RenderStage
@@ -71,8 +72,7 @@ def run(cfg: RenderConfig) -> StageSummary:
     names = ds.schema().names
     require_columns(names, INPUT_COLUMNS, "render")
     ds = ds.select_columns([c for c in (*INPUT_COLUMNS, *OPTIONAL_COLUMNS) if c in names])
-    if cfg.limit:
-        ds = ds.limit(cfg.limit)
+    ds = first_rows(ds, cfg.limit)
     # Ingest may write few large files; split them so every render worker (and node) gets batches.
     # The row count comes from the Parquet footers: ds.count() here would read every signal once more.
     rows = io.count_parquet_rows(records_dir, cfg.storage)
