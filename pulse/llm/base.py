@@ -16,6 +16,7 @@ postprocess sees; it never stops the job.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,14 @@ GENERATED_TEXT = "generated_text"
 LLM_ERROR = "llm_error"
 USAGE = "usage"
 REQUEST_COLUMN = "_llm_request"
+
+# The row tasks around the engine are capped on purpose (see apply_request_udf); Ray Data warns
+# about the cap whenever a dataset has fewer blocks than it, which is noise for small jobs.
+warnings.filterwarnings(
+    "ignore",
+    message=r"The maximum number of concurrent tasks for 'Map\((encode_request_row|finish_row)\)'",
+    category=UserWarning,
+)
 RESPONSE_COLUMN = "_llm_response"
 
 Row = dict[str, Any]
