@@ -216,11 +216,11 @@ def test_two_worker_train_spreads_and_resumes_after_losing_a_node(cluster, s3_bu
     train = pulse_submit(
         cluster, "train", "--config", "configs/train/tiny-cpu.yaml", "--pip", "none", "--no-follow", *S3_ENV,
         f"storage_path={storage}", f"data.train_path={data}", "cpus_per_worker=1", "max_failures=2",
-        "placement_strategy=SPREAD", "max_steps=40", "checkpoint_every=4", "global_batch_size=4",
+        "placement_strategy=SPREAD", "max_steps=24", "checkpoint_every=4", "global_batch_size=4",
         "micro_batch_size=2", "report_interval_s=0",
     )  # fmt: skip
     # report_interval_s=0 reports every step, so Ray Train's 2-s report collection paces the run
-    # (~2 s a step): the node dies mid-run instead of after a 40-step run that takes seconds.
+    # (~2 s a step): the node dies mid-run instead of after a 24-step run that takes seconds.
     assert train.returncode == 0, train.stderr[-4000:]
     job_id = submitted_job_id(train.stdout)
     deadline = time.monotonic() + 400
@@ -250,5 +250,5 @@ def test_two_worker_train_spreads_and_resumes_after_losing_a_node(cluster, s3_bu
     assert status == "SUCCEEDED", logs[-4000:]
     resumed = re.search(r"resumed_from_step: (-?\d+)", logs)
     assert resumed and int(resumed.group(1)) >= 4, logs[-3000:]
-    assert re.search(r"steps: 40\b", logs)
+    assert re.search(r"steps: 24\b", logs)
     assert io.list_files(f"{storage}/tiny-cpu/export", "*.safetensors")
