@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         result = module.run(cfg)
-    except FileNotFoundError as exc:  # a wrong input path is the user's to fix, not a traceback
+    except (FileNotFoundError, ConfigError) as exc:  # a wrong input is the user's to fix, not a traceback
         print(f"pulse {args.job}: {exc}", file=sys.stderr)
         return 2
     return int(result) if isinstance(result, int) else 0

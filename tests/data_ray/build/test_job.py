@@ -114,3 +114,18 @@ def test_build_writes_to_s3(ray_session, build_inputs, s3_bucket):
         0,
         1,
     ]
+
+
+def test_cli_missing_records_is_a_one_line_error(ray_session, tmp_path, capsys):
+    code = pulse_main(
+        [
+            "build",
+            "--config",
+            "configs/build/templates.yaml",
+            f"records_dir={tmp_path / 'nope'}",
+            f"output_dir={tmp_path / 'out'}",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("pulse build: no Parquet files under") and "Traceback" not in err
