@@ -29,6 +29,7 @@ import base64
 import io
 import tempfile
 import time
+from functools import partial
 
 REPORTS = [
     "Sinus rhythm. Left axis deviation. Incomplete right bundle branch block.",
@@ -54,6 +55,22 @@ def synthesis_messages(i: int) -> list[dict]:
     ]
 
 
+def one_at_a_time(engine, requests) -> tuple[float, int]:
+    """Seconds and generated tokens of ``requests`` sent one by one (after one warm-up call)."""
+    engine.generate(requests[:1])  # warm-up: first-call allocations
+    started = time.perf_counter()
+    results = [engine.generate([r])[0] for r in requests]
+    return time.perf_counter() - started, sum(r.completion_tokens for r in results)
+
+
+def synthesis_request_row(row: dict, params) -> dict:
+    return {**row, "messages": synthesis_messages(row["i"]), "sampling_params": params.model_dump()}
+
+
+def tokens_row(row: dict) -> dict:
+    return {"i": row["i"], "err": row["llm_error"], "tokens": row["usage"]["completion_tokens"]}
+
+
 def rate_line(name: str, rows: int, tokens: int, seconds: float) -> str:
     return f"  {name:<44} {rows / seconds:7.2f} rows/s  {tokens / seconds:8.1f} gen tok/s  ({seconds:.1f} s)"
 
@@ -75,11 +92,7 @@ def bench_transformers(args) -> None:
         TransformersEngineConfig(model_source=args.model, batch_size=1, torch_threads=args.threads)
     )
     load_s = time.perf_counter() - started
-    engine.generate(requests[:1])  # warm-up: first-call allocations
-    started = time.perf_counter()
-    single = [engine.generate([r])[0] for r in requests]
-    single_s = time.perf_counter() - started
-    single_tokens = sum(r.completion_tokens for r in single)
+    single_s, single_tokens = one_at_a_time(engine, requests)
 
     engine.cfg = engine.cfg.model_copy(update={"batch_size": args.batch_size})
     started = time.perf_counter()
@@ -97,8 +110,8 @@ def bench_transformers(args) -> None:
     output = apply_llm(
         ds,
         cfg,
-        lambda r: {**r, "messages": synthesis_messages(r["i"]), "sampling_params": params.model_dump()},
-        lambda r: {"i": r["i"], "err": r["llm_error"], "tokens": r["usage"]["completion_tokens"]},
+        partial(synthesis_request_row, params=params),
+        tokens_row,
     )
     for batch in output.iter_batches(batch_size=None, batch_format="pyarrow"):
         block = batch.to_pylist()
@@ -165,11 +178,7 @@ def bench_vllm(args) -> None:
             )
         )
         requests = [ChatRequest(synthesis_messages(i), params) for i in range(args.vllm_baseline_rows)]
-        engine.generate(requests[:1])
-        started = time.perf_counter()
-        single = [engine.generate([r])[0] for r in requests]
-        single_s = time.perf_counter() - started
-        single_tokens = sum(r.completion_tokens for r in single)
+        single_s, single_tokens = one_at_a_time(engine, requests)
         baseline_rate = (len(requests) / single_s, single_tokens / single_s)
         print(
             rate_line(
@@ -189,8 +198,8 @@ def bench_vllm(args) -> None:
     rows = apply_llm(
         ds,
         cfg,
-        lambda r: {**r, "messages": synthesis_messages(r["i"]), "sampling_params": params.model_dump()},
-        lambda r: {"i": r["i"], "err": r["llm_error"], "tokens": r["usage"]["completion_tokens"]},
+        partial(synthesis_request_row, params=params),
+        tokens_row,
     ).take_all()
     seconds = time.perf_counter() - started
     tokens = sum(r["tokens"] for r in rows)

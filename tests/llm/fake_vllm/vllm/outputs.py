@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -23,7 +23,6 @@ class RequestOutput:
     finished: bool
     metrics: Any = None
     prompt_logprobs: Any = None
-    extra: dict = field(default_factory=dict)
 
 
 class PoolingRequestOutput:
