@@ -55,7 +55,7 @@ def measure_render(records: list[dict]) -> float:
 
 def measure_templates(records: list[dict]) -> float:
     """CPU s per instruction row from the template builder (no LLM)."""
-    from pulse.data_ray.build.templates import TemplateBook, template_rows
+    from pulse.data_ray.instruct.templates import TemplateBook, template_rows
 
     book = TemplateBook(str(CONFIG_DIR / "build" / "prompts" / "templates-v1.yaml"))
     seconds, rows = cpu_seconds(lambda: [row for r in records for row in template_rows(r, book)])

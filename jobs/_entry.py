@@ -18,7 +18,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 JOB_MODULES: dict[str, str] = {
     "ingest": "pulse.data_ray.ingest",
     "render": "pulse.data_ray.render.job",
-    "build": "pulse.data_ray.build.job",
+    "build": "pulse.data_ray.instruct.job",
     "train": "pulse.train_ray.job",
     "serve": "pulse.serve.job",
     "ecgbench_sweep": "pulse.ecgbench.sweep:SweepConfig",

@@ -20,7 +20,7 @@ CONFIG_JOBS: dict[str, tuple[str, str]] = {
     "ingest": ("pulse.data_ray.ingest", "Read raw ECG datasets (native layouts) into record Parquet."),
     "render": ("pulse.data_ray.render.job", "Render records to paper-ECG images (image Parquet)."),
     "build": (
-        "pulse.data_ray.build.job",
+        "pulse.data_ray.instruct.job",
         "Build instruction data (templates / LLM synthesis, judge, write).",
     ),
     "train": ("pulse.train_ray.job", "Finetune LLaVA-NeXT with Ray Train (DDP / DeepSpeed ZeRO)."),

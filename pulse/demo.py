@@ -171,7 +171,7 @@ def run(cfg: DemoConfig) -> int:
 
     t = _step("3/6 build: template instructions (close-ended, 8-option MCQ, rhythm) → Parquet + LLaVA JSON")
     module, stage_cfg = _stage(
-        "pulse.data_ray.build.job",
+        "pulse.data_ray.instruct.job",
         cfg.build,
         [
             f"records_dir={io.join(out, 'ingest')}",

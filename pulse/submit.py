@@ -35,18 +35,20 @@ from pulse.config import ConfigError, load_config, resolve_config_path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 JOBS = ("ingest", "render", "build", "train", "serve", "ecgbench_sweep")
 WORKING_DIR_EXCLUDES = [
-    ".git",
-    "outputs",
+    "/.git",
+    "/outputs",
     "**/__pycache__",
     "**/*.pyc",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".benchmarks",
-    ".venv",
-    "*.egg-info",
-    "build",
-    "dist",
+    "/.pytest_cache",
+    "/.ruff_cache",
+    "/.benchmarks",
+    "/.venv",
+    "/*.egg-info",
+    "/build",
+    "/dist",
 ]
+"""gitignore patterns, anchored at the working_dir root ("/build" drops the root's build/, not
+pulse/data_ray/…/build/)."""
 DEFAULT_ENV_VARS = {"PYTHONUNBUFFERED": "1", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
 TERMINAL_STATES = {"SUCCEEDED", "FAILED", "STOPPED"}
 

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pulse.config import load_config
-from pulse.data_ray.build.config import BuildConfig, SynthesisConfig
-from pulse.data_ray.build.job import run
-from pulse.data_ray.build.synthesize import synthesize
+from pulse.data_ray.instruct.config import BuildConfig, SynthesisConfig
+from pulse.data_ray.instruct.job import run
+from pulse.data_ray.instruct.synthesize import synthesize
 
 from .scripted_llm import TRANSLATION, ScriptedLLM
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from pulse.data_ray.build.config import SynthesisConfig
-from pulse.data_ray.build.synthesize import SynthesisPrompts, parse_dialogue, parse_single
-from pulse.data_ray.build.validate import validate_row
+from pulse.data_ray.instruct.config import SynthesisConfig
+from pulse.data_ray.instruct.synthesize import SynthesisPrompts, parse_dialogue, parse_single
+from pulse.data_ray.instruct.validate import validate_row
 
 
 def pending(request: str = "single|multiple-choice|rhythm") -> dict:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from pulse.data_ray.build.config import TranslateConfig
-from pulse.data_ray.build.translate import (
+from pulse.data_ray.instruct.config import TranslateConfig
+from pulse.data_ray.instruct.translate import (
     TranslatePrompts,
     clean_translation,
     copy_english,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from pulse.data_ray.build.faithfulness import check_row, contradiction
-from pulse.data_ray.build.rows import conversation
+from pulse.data_ray.instruct.faithfulness import check_row, contradiction
+from pulse.data_ray.instruct.rows import conversation
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from pulse.data_ray.build.ecgqa import CLOSING, ecgqa_row, template_options
-from pulse.data_ray.build.validate import validate_row
+from pulse.data_ray.instruct.ecgqa import CLOSING, ecgqa_row, template_options
+from pulse.data_ray.instruct.validate import validate_row
 
 
 def qa(**overrides) -> dict:

@@ -17,16 +17,16 @@ import time
 
 from pulse import io
 from pulse.config import write_run_info
-from pulse.data_ray.build import join
-from pulse.data_ray.build.balance import balance_row, cell_counts, keep_probabilities
-from pulse.data_ray.build.config import BuildConfig
-from pulse.data_ray.build.ecgqa import ecgqa_batch
-from pulse.data_ray.build.faithfulness import check_row
-from pulse.data_ray.build.plan import plan_batch
-from pulse.data_ray.build.rows import map_rows
-from pulse.data_ray.build.stats import merge_markers, write_stats
-from pulse.data_ray.build.validate import validate_row
-from pulse.data_ray.build.write import (
+from pulse.data_ray.instruct import join
+from pulse.data_ray.instruct.balance import balance_row, cell_counts, keep_probabilities
+from pulse.data_ray.instruct.config import BuildConfig
+from pulse.data_ray.instruct.ecgqa import ecgqa_batch
+from pulse.data_ray.instruct.faithfulness import check_row
+from pulse.data_ray.instruct.plan import plan_batch
+from pulse.data_ray.instruct.rows import map_rows
+from pulse.data_ray.instruct.stats import merge_markers, write_stats
+from pulse.data_ray.instruct.validate import validate_row
+from pulse.data_ray.instruct.write import (
     OutputFolder,
     ShardWriter,
     completed_shards,
@@ -50,7 +50,7 @@ def plan_rows(cfg: BuildConfig, done: set[int]):
     records = join.read_records(cfg.records_dir, cfg.storage, cfg.limit)
     records = records.filter(join.not_in_shards(done, shards)).map(join.add_shard, fn_args=(shards,))
     if cfg.translate.enabled:
-        from pulse.data_ray.build.translate import translate
+        from pulse.data_ray.instruct.translate import translate
 
         records = translate(records, cfg.translate)
     plan = records.map_batches(
@@ -80,14 +80,14 @@ def instruction_rows(cfg: BuildConfig, plan):
     """Planned rows -> LLM-completed, validated, faithfulness-checked and judged rows."""
     rows = plan
     if cfg.synthesis.enabled:
-        from pulse.data_ray.build.synthesize import synthesize
+        from pulse.data_ray.instruct.synthesize import synthesize
 
         rows = synthesize(rows, cfg.synthesis)
     rows = map_rows(rows, validate_row)
     if cfg.faithfulness.enabled:
         rows = map_rows(rows, check_row)
     if cfg.judge.enabled:
-        from pulse.data_ray.build.judge import judge
+        from pulse.data_ray.instruct.judge import judge
 
         rows = judge(rows, cfg.judge)
     return rows

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pulse.data_ray.build.rows import gpt_texts, human_text, with_error
+from pulse.data_ray.instruct.rows import gpt_texts, human_text, with_error
 
 PHRASES: dict[str, str] = {
     "NSR": r"(?<!no )(?:normal )?sinus rhythm",

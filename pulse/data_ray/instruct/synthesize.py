@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pulse.data_ray.build.config import SynthesisConfig
-from pulse.data_ray.build.prompts import fill, label_name, load_prompt_file
-from pulse.data_ray.build.rows import ROW_COLUMNS, conversation, with_error
+from pulse.data_ray.instruct.config import SynthesisConfig
+from pulse.data_ray.instruct.prompts import fill, label_name, load_prompt_file
+from pulse.data_ray.instruct.rows import ROW_COLUMNS, conversation, with_error
 
 SINGLE = re.compile(
     r"^\W*Task\W*:?\s*(?P<task>.+?)\s*^\W*Response\W*:?\s*(?P<response>.+)$", re.S | re.M | re.I

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulse.data_ray.build.config import TranslateConfig
-from pulse.data_ray.build.prompts import fill, load_prompt_file
+from pulse.data_ray.instruct.config import TranslateConfig
+from pulse.data_ray.instruct.prompts import fill, load_prompt_file
 
 OUTPUT_COLUMN = "report_en"
 PREFIXES = ("english:", "translation:", "english translation:")

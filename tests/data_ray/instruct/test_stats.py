@@ -4,8 +4,8 @@ import io as _stdio
 
 from PIL import Image
 
-from pulse.data_ray.build.stats import count_table, histogram_png, markdown_table, merge_markers
-from pulse.data_ray.build.write import HIST_BINS, histogram
+from pulse.data_ray.instruct.stats import count_table, histogram_png, markdown_table, merge_markers
+from pulse.data_ray.instruct.write import HIST_BINS, histogram
 
 
 def marker(cells: dict[str, int], errors: dict[str, int], scores: list[float]) -> dict:

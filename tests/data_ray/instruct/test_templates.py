@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from pulse.data_ray.build.faithfulness import check_row
-from pulse.data_ray.build.templates import LETTERS, TemplateBook, class_set_answer, template_rows
-from pulse.data_ray.build.validate import parse_options, validate_row
+from pulse.data_ray.instruct.faithfulness import check_row
+from pulse.data_ray.instruct.templates import LETTERS, TemplateBook, class_set_answer, template_rows
+from pulse.data_ray.instruct.validate import parse_options, validate_row
 
 BOOK_PATH = "build/prompts/templates-v1.yaml"
 

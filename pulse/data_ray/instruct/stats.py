@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from pulse import io
-from pulse.data_ray.build.write import HIST_BINS
+from pulse.data_ray.instruct.write import HIST_BINS
 
 TASK_NAMES = {
     "feature": "Basic Feature Recognition",

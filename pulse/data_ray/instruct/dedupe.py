@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pulse.data_ray.build.rows import with_error
+from pulse.data_ray.instruct.rows import with_error
 
 WORD = re.compile(r"[a-z0-9]+")
 

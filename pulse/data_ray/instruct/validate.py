@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pulse.data_ray.build.rows import IMAGE_TOKEN, gpt_texts, human_text, with_error
+from pulse.data_ray.instruct.rows import IMAGE_TOKEN, gpt_texts, human_text, with_error
 
 OPTION_LINE = re.compile(r"^\s*\(?([A-H])[.)]\s+(\S.*)$", re.MULTILINE)
 BLANK = re.compile(r"_{3,}|\[blank\]|\(blank\)", re.IGNORECASE)

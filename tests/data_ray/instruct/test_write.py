@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pulse.config import ConfigError
-from pulse.data_ray.build.rows import conversation, instruction_row, shard_of
-from pulse.data_ray.build.write import (
+from pulse.data_ray.instruct.rows import conversation, instruction_row, shard_of
+from pulse.data_ray.instruct.write import (
     OutputFolder,
     ShardWriter,
     completed_shards,

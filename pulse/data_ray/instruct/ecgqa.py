@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pulse import io
 from pulse.config import PACKAGE_ROOT
-from pulse.data_ray.build.rows import ROW_SCHEMA, conversation, instruction_row, shard_of, stable_hash
+from pulse.data_ray.instruct.rows import ROW_SCHEMA, conversation, instruction_row, shard_of, stable_hash
 
 OPTIONS_CSV = str(PACKAGE_ROOT / "assets" / "realdata" / "ecgqa" / "ptbxl" / "answers_for_each_template.csv")
 CLOSING = "Only answer based on the given Options without any explanation."

@@ -12,8 +12,8 @@ import pytest
 from pulse import io
 from pulse.cli import main as pulse_main
 from pulse.config import load_config
-from pulse.data_ray.build.config import BuildConfig
-from pulse.data_ray.build.job import run
+from pulse.data_ray.instruct.config import BuildConfig
+from pulse.data_ray.instruct.job import run
 from pulse.schema import INSTRUCTION_SCHEMA
 
 CONFIG = "configs/build/templates.yaml"

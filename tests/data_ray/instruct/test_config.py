@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from pulse.config import ConfigError, load_config
-from pulse.data_ray.build.config import BuildConfig
-from pulse.data_ray.build.prompts import load_prompt_file
+from pulse.data_ray.instruct.config import BuildConfig
+from pulse.data_ray.instruct.prompts import load_prompt_file
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = sorted((REPO / "configs" / "build").glob("*.yaml"))

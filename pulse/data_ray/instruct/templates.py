@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from pulse.data_ray.build.prompts import fill, label_name, load_prompt_file
-from pulse.data_ray.build.rows import conversation, instruction_row
+from pulse.data_ray.instruct.prompts import fill, label_name, load_prompt_file
+from pulse.data_ray.instruct.rows import conversation, instruction_row
 
 LETTERS = "ABCDEFGH"
 

@@ -14,9 +14,9 @@ import json
 import re
 from typing import Any
 
-from pulse.data_ray.build.config import JudgeConfig
-from pulse.data_ray.build.prompts import fill, label_name, load_prompt_file
-from pulse.data_ray.build.rows import IMAGE_TOKEN, ROW_COLUMNS, with_error
+from pulse.data_ray.instruct.config import JudgeConfig
+from pulse.data_ray.instruct.prompts import fill, label_name, load_prompt_file
+from pulse.data_ray.instruct.rows import IMAGE_TOKEN, ROW_COLUMNS, with_error
 
 CRITERIA = ("relevance", "clarity", "answerability")
 MALFORMED = "judge_malformed"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from pulse.data_ray.build.rows import unit_interval, with_error
+from pulse.data_ray.instruct.rows import unit_interval, with_error
 
 CELL = ("source", "task", "qtype")
 

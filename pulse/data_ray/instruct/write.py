@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 
 from pulse import io
 from pulse.config import ConfigError
-from pulse.data_ray.build.dedupe import drop_near_duplicates
-from pulse.data_ray.build.rows import shard_of, with_error
+from pulse.data_ray.instruct.dedupe import drop_near_duplicates
+from pulse.data_ray.instruct.rows import shard_of, with_error
 from pulse.schema import INSTRUCTION_SCHEMA, error_reason
 
 HIST_BINS = 20  # judge-score histogram over [0, 5] in steps of 0.25

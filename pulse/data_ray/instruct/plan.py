@@ -15,10 +15,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from pulse.data_ray.build.config import BuildConfig
-from pulse.data_ray.build.prompts import load_prompt_file
-from pulse.data_ray.build.rows import ROW_SCHEMA, conversation, instruction_row, with_error
-from pulse.data_ray.build.templates import TemplateBook, template_rows
+from pulse.data_ray.instruct.config import BuildConfig
+from pulse.data_ray.instruct.prompts import load_prompt_file
+from pulse.data_ray.instruct.rows import ROW_SCHEMA, conversation, instruction_row, with_error
+from pulse.data_ray.instruct.templates import TemplateBook, template_rows
 
 ENGLISH = "en"
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from pulse.data_ray.build.rows import conversation
-from pulse.data_ray.build.validate import answer_letter, parse_options, validate_row
+from pulse.data_ray.instruct.rows import conversation
+from pulse.data_ray.instruct.validate import answer_letter, parse_options, validate_row
 
 MCQ = "Which finding?\nA. Atrial fibrillation\nB. Sinus rhythm\nC. Left bundle branch block"
 

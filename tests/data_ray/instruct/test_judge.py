@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from pulse.data_ray.build.config import JudgeConfig
-from pulse.data_ray.build.judge import JudgePrompts, MalformedVerdict, generator_kind, parse_verdict
-from pulse.data_ray.build.rows import conversation
+from pulse.data_ray.instruct.config import JudgeConfig
+from pulse.data_ray.instruct.judge import JudgePrompts, MalformedVerdict, generator_kind, parse_verdict
+from pulse.data_ray.instruct.rows import conversation
 
 GOOD = (
     '{"relevance": {"score": 5, "reason": "on topic"}, "clarity": {"score": 4, "reason": "clear"},'

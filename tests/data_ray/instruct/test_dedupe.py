@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from pulse.data_ray.build.dedupe import drop_near_duplicates, jaccard, shingles
-from pulse.data_ray.build.rows import conversation
+from pulse.data_ray.instruct.dedupe import drop_near_duplicates, jaccard, shingles
+from pulse.data_ray.instruct.rows import conversation
 
 
 def row(key: str, question: str, answer: str, score: float | None = None) -> dict:

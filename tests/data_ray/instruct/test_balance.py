@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pulse.data_ray.build.balance import balance_row, keep_probabilities
+from pulse.data_ray.instruct.balance import balance_row, keep_probabilities
 
 
 def rows(cell: tuple[str, str, str], n: int) -> list[dict]:
