@@ -8,41 +8,22 @@ or an embedded local Ray) and calls the same ``run(cfg)`` as the ``pulse`` CLI.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
 # The checkout beside this file wins over a pulse installed in the cluster image.
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
-JOB_MODULES: dict[str, str] = {
-    "ingest": "pulse.data_ray.ingest",
-    "render": "pulse.data_ray.render.job",
-    "build": "pulse.data_ray.instruct.job",
-    "train": "pulse.train_ray.job",
-    "serve": "pulse.serve.job",
-    "ecgbench_sweep": "pulse.ecgbench.sweep:SweepConfig",
-}
-"""``module`` (its config class is ``CONFIG_CLASS``) or ``module:ConfigClass``."""
-
 
 def load_job(job: str):
-    """Import the module behind ``job``; returns (module, config class). A missing stage is a clear error."""
-    module_name, _, config_attribute = JOB_MODULES[job].partition(":")
+    """The job's (module, config class) from pulse's job registry; a missing stage is a clear exit."""
+    from pulse.jobs import JobUnavailable
+    from pulse.jobs import load_job as registry_load_job
+
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise SystemExit(
-                f"pulse job {job!r} is not available in this checkout: module {module_name} not found"
-            ) from None
-        raise SystemExit(f"pulse job {job!r}: cannot import {module_name}: {exc}") from exc
-    except ImportError as exc:
-        raise SystemExit(f"pulse job {job!r}: cannot import {module_name}: {exc}") from exc
-    for attribute in (config_attribute or "CONFIG_CLASS", "run"):
-        if not hasattr(module, attribute):
-            raise SystemExit(f"pulse job {job!r}: {module_name} has no {attribute}")
-    return module, getattr(module, config_attribute or "CONFIG_CLASS")
+        return registry_load_job(job)
+    except JobUnavailable as exc:
+        raise SystemExit(f"pulse {exc}") from None
 
 
 def run_job(job: str, argv: list[str] | None = None) -> int:

@@ -15,21 +15,13 @@ import importlib.util
 import sys
 
 from pulse.config import ConfigError, load_config
+from pulse.jobs import JOBS
 
 CONFIG_JOBS: dict[str, tuple[str, str]] = {
-    "ingest": ("pulse.data_ray.ingest", "Read raw ECG datasets (native layouts) into record Parquet."),
-    "render": ("pulse.data_ray.render.job", "Render records to paper-ECG images (image Parquet)."),
-    "build": (
-        "pulse.data_ray.instruct.job",
-        "Build instruction data (templates / LLM synthesis, judge, write).",
-    ),
-    "train": ("pulse.train_ray.job", "Finetune LLaVA-NeXT with Ray Train (DDP / DeepSpeed ZeRO)."),
-    "serve": ("pulse.serve.job", "Serve a checkpoint behind an OpenAI-compatible Ray Serve endpoint."),
-    "demo": ("pulse.demo", "Run the whole loop on the bundled real records on an embedded Ray."),
+    name: (job.module_name, job.summary) for name, job in JOBS.items() if job.cli and job.kind == "config"
 }
 CUSTOM_JOBS: dict[str, tuple[str, str]] = {
-    "ecgbench": ("pulse.ecgbench.cli", "ECGBench: score predictions, run a model, sweep models x subsets."),
-    "submit": ("pulse.submit", "Submit a pulse job to a Ray cluster through the Jobs API."),
+    name: (job.module_name, job.summary) for name, job in JOBS.items() if job.cli and job.kind == "command"
 }
 
 

@@ -31,9 +31,10 @@ from typing import Any
 
 from pulse import io
 from pulse.config import ConfigError, load_config, resolve_config_path
+from pulse.jobs import SUBMITTABLE as JOBS
+from pulse.jobs import JobUnavailable, load_job
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-JOBS = ("ingest", "render", "build", "train", "serve", "ecgbench_sweep")
 WORKING_DIR_EXCLUDES = [
     "/.git",
     "/outputs",
@@ -104,12 +105,13 @@ def default_working_dir() -> Path:
 
 def validate_config(job: str, config: str | None, overrides: list[str], working_dir: Path) -> None:
     """Load the typed config here so a bad key fails before anything is uploaded."""
-    jobs_dir = str(working_dir / "jobs")
-    if jobs_dir not in sys.path:
-        sys.path.insert(0, jobs_dir)
-    from _entry import load_job
-
-    load_config(load_job(job)[1], config, overrides)
+    if job not in JOBS:
+        raise ConfigError(f"Unknown job {job!r}; expected one of {', '.join(JOBS)}")
+    try:
+        config_class = load_job(job)[1]
+    except JobUnavailable as exc:
+        raise ConfigError(str(exc)) from None
+    load_config(config_class, config, overrides)
 
 
 def build_submission(

@@ -12,7 +12,8 @@ Examples:
   pulse ingest --config configs/ingest/bundled.yaml output_dir=/tmp/pulse-records
   pulse ingest --config configs/ingest/bundled.yaml limit=5 target_fs=250
   pulse ingest --config configs/ingest/synthetic.yaml   (schema-exact synthetic CODE-15% + MIMIC-IV-ECG)
-Existing records/, errors/ and ecgqa/ folders under output_dir are replaced.
+A rerun of the same config on a finished output has nothing to do; an interrupted one starts over
+(records/, errors/ and ecgqa/ are replaced); a changed config is refused unless ``overwrite=true``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from pulse import io
+from pulse import io, resume
 from pulse.config import StrictModel, write_run_info
 from pulse.data_ray.first_rows import first_rows
 from pulse.data_ray.readers import plan_source, read_unit
@@ -41,6 +42,9 @@ from pulse.schema import RECORD_SCHEMA, error_reason
 from pulse.summary import StageSummary
 
 _S3_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION")
+OUTPUTS = ("records", "errors", "ecgqa")
+NOT_IN_FINGERPRINT = ("output_dir", "batch_size", "concurrency", "num_cpus")
+"""Config fields that do not change the ingested rows (where they go, how the read is split)."""
 
 
 class IngestConfig(StrictModel):
@@ -60,6 +64,8 @@ class IngestConfig(StrictModel):
     """CPUs reserved per read task."""
     storage: io.StorageOptions = io.StorageOptions()
     ray: RayOptions = RayOptions()
+    overwrite: bool = False
+    """Replace an earlier ingest in ``output_dir``; without it a rerun with a changed config is refused."""
 
     def capped_sources(self) -> list[SourceConfig]:
         """Sources with the global ``limit`` folded into each one's own limit."""
@@ -151,8 +157,16 @@ def _dataset(ray, items: list[dict[str, Any]], batch_size: int):
 def run(cfg: IngestConfig) -> StageSummary:
     """Run the ingest job (see module doc); prints and returns its summary."""
     started = time.time()
-    ray = init_ray(cfg.ray)
     storage = cfg.storage
+    state = resume.prepare(
+        cfg, cfg.output_dir, "ingest", outputs=OUTPUTS, ignore=NOT_IN_FINGERPRINT, storage=storage
+    )
+    if state.status == "done":
+        print(resume.nothing_to_do("ingest", cfg.output_dir), flush=True)
+        summary = StageSummary(**state.done)
+        summary.print()
+        return summary
+    ray = init_ray(cfg.ray)
     out = {name: io.join(cfg.output_dir, name) for name in ("records", "errors", "ecgqa")}
     for folder in out.values():
         io.delete(folder, storage)
@@ -228,6 +242,7 @@ def run(cfg: IngestConfig) -> StageSummary:
     if qa_sources:
         n_qa_ok = sum(e is None for e in qa_errors)
         summary.extra["ecgqa_rows"] = f"{n_qa_ok} ok, {len(qa_errors) - n_qa_ok} errors"
+    resume.mark_done(cfg.output_dir, summary.__dict__, storage)
     summary.print()
     return summary
 

@@ -1,40 +1,46 @@
-"""``pulse ecgbench``: score predictions, run a model, judge, build own items, sweep models × subsets.
+"""``pulse ecgbench``: download, score predictions, run a model, judge, build own items, sweep.
 
-Examples:
-    pulse ecgbench score --subset cpsc-test --gold data/ECGBench --predictions answers.jsonl --mode strict
+Examples (docs/ecgbench.md walks through them):
+    pulse ecgbench download --local-dir data/ECGBench
+    pulse ecgbench score --subset cpsc-test --gold data/ECGBench --predictions answers.jsonl --mode strict \\
+        --output-dir runs/score/cpsc-test
     pulse ecgbench run --subset cpsc-test --gold data/ECGBench --base-url http://localhost:8000/v1 \\
-        --model pulse-7b --out runs/pulse-7b/cpsc-test.jsonl
+        --model pulse-7b --output-dir runs/pulse-7b/cpsc-test
     pulse ecgbench judge --subset ptb-test-report --gold data/ECGBench --predictions answers.jsonl \\
-        --judge-url https://api.openai.com/v1 --judge-model gpt-4o --out runs/judge
+        --judge-base-url https://api.openai.com/v1 --judge-model gpt-4o --out runs/judge
     pulse ecgbench nlg --gold data/ECGBench --predictions answers.jsonl
-    pulse ecgbench items --records out/records --images out/images --out out/bench_items.jsonl
+    pulse ecgbench items --records out/ingest --images out/render --out out/bench
+    pulse ecgbench run --subset own-ptbxl --gold out/bench --base-url ... --model m --output-dir runs/own
     pulse ecgbench sweep --config configs/ecgbench/sweep_local.yaml output_dir=runs/sweep
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 
-from pulse.ecgbench.subsets import SUBSETS
+from pulse.ecgbench.subsets import DEFAULT_ROOT, HF_REPO, OWN_PREFIX, SUBSETS
 
 
-def _json_default(value):
-    return None if isinstance(value, float) and math.isnan(value) else str(value)
-
-
-def _print_json(obj: dict) -> None:
-    # NaN is not JSON: print null so any JSON parser reads the line.
-    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in obj.items()}
-    print(json.dumps(clean, default=_json_default))
+def subset_name(value: str) -> str:
+    """An ECGBench config name or an ``own-<dataset>`` subset of ``pulse ecgbench items``."""
+    if value in SUBSETS or (value.startswith(OWN_PREFIX) and len(value) > len(OWN_PREFIX)):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: choose one of {sorted(SUBSETS)} or own-<dataset>")
 
 
 def _add_gold(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--subset", required=True, choices=sorted(SUBSETS), help="ECGBench config name")
     p.add_argument(
-        "--gold", required=True, help="HF release root / converted JSON root, or the subset's file"
+        "--subset",
+        required=True,
+        type=subset_name,
+        metavar="SUBSET",
+        help=f"ECGBench config ({', '.join(SUBSETS)}) or own-<dataset> from `ecgbench items`",
+    )
+    p.add_argument(
+        "--gold",
+        required=True,
+        help="HF release root (pulse ecgbench download), converted JSON root, items folder, or one file",
     )
     p.add_argument("--allow-partial", action="store_true", help="accept fewer items than published")
 
@@ -50,18 +56,26 @@ def _add_endpoint(p: argparse.ArgumentParser, prefix: str = "") -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``score``, ``run``, ``judge``, ``nlg``, ``items`` and ``sweep`` sub-subcommands."""
+    """Add the ``download``, ``score``, ``run``, ``judge``, ``nlg``, ``items`` and ``sweep`` commands."""
     sub = parser.add_subparsers(dest="ecgbench_command", metavar="COMMAND")
+    download = sub.add_parser("download", help=f"download the HF release {HF_REPO} (huggingface_hub)")
+    download.add_argument("--local-dir", default=DEFAULT_ROOT, help=f"target folder (default {DEFAULT_ROOT})")
+    download.add_argument("--subsets", nargs="*", default=[], choices=sorted(SUBSETS), help="default: all 9")
+    download.add_argument("--revision", default=None, help="branch, tag or commit of the dataset repo")
+
     score = sub.add_parser("score", help="score a predictions JSONL (rule-based subsets)")
     _add_gold(score)
     score.add_argument("--predictions", required=True, help="answers JSONL (question_id/id, text/response)")
     score.add_argument("--mode", choices=("paper", "strict"), default="paper")
+    _add_output_dir(score)
 
     run = sub.add_parser("run", help="answer a subset with an OpenAI-compatible endpoint (resumable)")
     _add_gold(run)
     _add_endpoint(run)
-    run.add_argument("--out", required=True, help="predictions JSONL to write (existing answers are kept)")
+    run.add_argument("--out", default=None, help="predictions JSONL (default <output-dir>/predictions.jsonl)")
     run.add_argument("--max-tokens", type=int, default=1024)
+    run.add_argument("--mode", choices=("paper", "strict"), default="paper", help="headline mode")
+    _add_output_dir(run)
 
     judge = sub.add_parser("judge", help="LLM-judge report or arena answers")
     _add_gold(judge)
@@ -79,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     items = sub.add_parser("items", help="benchmark items from pulse's own records + images")
     items.add_argument("--records", required=True, help="ingest output folder (records/*.parquet)")
     items.add_argument("--images", required=True, help="render output folder (images/*.parquet)")
-    items.add_argument("--out", required=True, help="items JSONL to write")
+    items.add_argument("--out", required=True, help="folder: own-<dataset>.json, images/, subsets.json")
     items.add_argument("--split", default="test")
     items.add_argument("--seed", type=int, default=0)
 
@@ -88,24 +102,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sweep.add_argument("overrides", nargs="*", metavar="key.sub=value")
 
 
-def _score(args: argparse.Namespace) -> int:
-    from pulse.ecgbench.load import load_subset
-    from pulse.ecgbench.score import read_predictions, score_items
+def _add_output_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="results folder: results.json/.csv/.md and answers.jsonl (as a sweep writes)",
+    )
+    p.add_argument("--name", default=None, help="model name in the results (default: the answers' model_id)")
 
-    gold = load_subset(args.gold, args.subset, allow_partial=args.allow_partial)
-    preds = read_predictions(args.predictions)
-    _print_json(score_items(args.subset, gold, preds, args.mode, allow_partial=args.allow_partial))
-    return 0
+
+COMMANDS = ("download", "score", "run", "judge", "nlg", "items", "sweep")
 
 
 def main(args: argparse.Namespace) -> int:
     """Dispatch a parsed ``pulse ecgbench`` command; user errors print one line and return 2."""
-    handlers = {"score": _score}
-    for name in ("run", "judge", "nlg", "items", "sweep"):
-        handlers[name] = _lazy(name)
+    handlers = {name: _lazy(name) for name in COMMANDS}
     command = getattr(args, "ecgbench_command", None)
     if command is None:
-        print("pulse ecgbench: choose a command (score, run, judge, nlg, items, sweep); see --help")
+        print(f"pulse ecgbench: choose a command ({', '.join(COMMANDS)}); see --help")
         return 2
     try:
         return int(handlers[command](args) or 0)

@@ -19,7 +19,8 @@ import posixpath
 from typing import Any
 
 from pulse import io
-from pulse.ecgbench.subsets import get_subset
+from pulse.ecgbench.own_items import read_manifest
+from pulse.ecgbench.subsets import DEFAULT_ROOT, HF_REPO, OWN_PREFIX, SUBSETS, Subset, get_subset
 
 IMAGE_TOKEN = "<image>"
 HF_SHARD = "test-00000-of-00001.parquet"
@@ -27,6 +28,20 @@ HF_SHARD = "test-00000-of-00001.parquet"
 
 class SubsetSizeError(ValueError):
     """A subset does not have its published number of items."""
+
+
+class SubsetMismatchError(ValueError):
+    """The file holds items of another subset than the one asked for."""
+
+
+def download_hint(root: str = DEFAULT_ROOT) -> str:
+    """The command that puts the HF release under ``root`` (remote roots: download, then copy)."""
+    local = DEFAULT_ROOT if io.is_remote(root) else root
+    copy = f" and copy it to {root}" if io.is_remote(root) else ""
+    return (
+        f"download it with `pulse ecgbench download --local-dir {local}` (or `hf download {HF_REPO} "
+        f"--repo-type dataset --local-dir {local}`){copy}"
+    )
 
 
 def strip_image_token(text: str) -> str:
@@ -115,9 +130,34 @@ def resolve_source(source: str, subset: str, storage: io.StorageOptions | None =
     shards = io.list_files(io.join(source, subset), "*.parquet", storage)
     if shards:
         return shards[0]
+    if subset.startswith(OWN_PREFIX):
+        hint = f"build your own items there with `pulse ecgbench items --out {source}`"
+    else:
+        hint = download_hint(source)
     raise FileNotFoundError(
-        f"{subset}: no {subset}/{HF_SHARD} or {subset}.json under {source} (HF or converted layout)"
+        f"{subset}: no {subset}/{HF_SHARD} or {subset}.json under {source} (HF or converted layout); {hint}"
     )
+
+
+def subset_spec(source: str, subset: str, storage: io.StorageOptions | None = None) -> Subset:
+    """The ``Subset`` that scores ``subset``: an ECGBench config, or an own subset from its manifest."""
+    if subset in SUBSETS or not subset.startswith(OWN_PREFIX):
+        return get_subset(subset)
+    folder = _parent(resolve_source(str(source), subset, storage))
+    specs = read_manifest(folder, storage)
+    if subset not in specs:
+        raise ValueError(f"{subset}: not in {folder}'s subsets.json (has {sorted(specs)})")
+    return specs[subset]
+
+
+def _check_subset(rows: list[dict], subset: str, path: str) -> None:
+    foreign = [r for r in rows if r.get("subset") not in (None, subset)]
+    if foreign:
+        others = sorted({str(r["subset"]) for r in foreign})
+        raise SubsetMismatchError(
+            f"{path}: {len(foreign)} of {len(rows)} items are of subset {', '.join(others)}, not {subset} "
+            f"(first: {foreign[0].get('id')}); pass --subset {others[0]}"
+        )
 
 
 def load_subset(
@@ -132,15 +172,17 @@ def load_subset(
 
     Args:
         source: HF release root, converted-layout root, or the subset's Parquet/JSON file (local or s3://).
-        subset: ECGBench config name.
+        subset: ECGBench config name, or ``own-<dataset>`` (``pulse ecgbench items`` output).
         allow_partial: accept a different number of items (fixtures, own splits, smoke runs).
         storage: S3 options; default from the AWS environment variables.
         image_root: folder that converted-layout image paths are relative to (default: the JSON's folder).
 
     Raises:
         SubsetSizeError: the item count differs from the published size and ``allow_partial`` is off.
+        SubsetMismatchError: the rows name another subset (``pulse ecgbench items`` output).
+        FileNotFoundError: no such subset under ``source``; the message names the download command.
     """
-    spec = get_subset(subset)
+    spec = subset_spec(str(source), subset, storage)
     path = resolve_source(str(source), subset, storage)
     if path.endswith(".parquet"):
         rows = io.read_parquet(path, storage).to_pylist()
@@ -148,6 +190,7 @@ def load_subset(
     else:
         rows = _read_json_rows(path, storage)
         root = image_root or _parent(path)
+    _check_subset(rows, subset, path)
     items = [normalise_item(row, subset, root) for row in rows]
     if len(items) != spec.size and not allow_partial:
         raise SubsetSizeError(

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from pulse import io
-from pulse.ecgbench.subsets import SUBSETS, get_subset
+from pulse.ecgbench.subsets import SUBSETS, Subset, get_subset
 
 DEFAULT_PUBLISHED = Path(__file__).resolve().parents[1] / "configs" / "ecgbench" / "published_scores.yaml"
 REFERENCE_MODELS: tuple[str, ...] = ("PULSE-7B", "GPT-4o", "Random")
@@ -58,8 +58,12 @@ def _cell(value) -> str:
     return f"{value:.1f}"
 
 
-def _columns(subsets: Sequence[str]) -> list[tuple[str, str]]:
-    return [(s, key) for s in ordered_subsets(subsets) for key in get_subset(s).metric_keys]
+def _spec(name: str, specs: dict[str, Subset] | None) -> Subset:
+    return (specs or {}).get(name) or get_subset(name)
+
+
+def _columns(subsets: Sequence[str], specs: dict[str, Subset] | None) -> list[tuple[str, str]]:
+    return [(s, key) for s in ordered_subsets(subsets) for key in _spec(s, specs).metric_keys]
 
 
 def markdown_table(
@@ -67,6 +71,7 @@ def markdown_table(
     subsets: Sequence[str] | None = None,
     published: dict | None = None,
     reference_models: Sequence[str] = REFERENCE_MODELS,
+    specs: dict[str, Subset] | None = None,
 ) -> str:
     """The paper-layout Markdown table: reference rows (published) above the swept models.
 
@@ -75,17 +80,17 @@ def markdown_table(
         subsets: columns to show (default: the subsets in ``results``).
         published: ``load_published()`` output; None for no reference rows.
         reference_models: which published models to show, in order.
+        specs: subsets that are not ECGBench configs (own items), by name.
     """
     subsets = list(subsets or dict.fromkeys(r["subset"] for r in results))
-    columns = _columns(subsets)
+    columns = _columns(subsets, specs)
+    ordered = [_spec(s, specs) for s in ordered_subsets(subsets)]
     groups = {
-        "In-domain": [get_subset(s).title for s in ordered_subsets(subsets) if get_subset(s).in_domain],
-        "Out-of-domain": [
-            get_subset(s).title for s in ordered_subsets(subsets) if not get_subset(s).in_domain
-        ],
+        "In-domain": [s.title for s in ordered if s.in_domain],
+        "Out-of-domain": [s.title for s in ordered if not s.in_domain],
     }
     lines = [" · ".join(f"**{g}:** {', '.join(t)}" for g, t in groups.items() if t), ""]
-    header = ["Model"] + [f"{get_subset(s).title} {METRIC_HEADERS[k]}" for s, k in columns]
+    header = ["Model"] + [f"{_spec(s, specs).title} {METRIC_HEADERS[k]}" for s, k in columns]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for model in reference_models if published else ():

@@ -26,6 +26,23 @@ from pulse.ecgbench.load import item_image_bytes
 from pulse.summary import StageSummary
 
 IMAGE_MIME = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}
+IMAGE_ERROR = "image_error"
+"""Reason of an item whose image path cannot be read (the rest of the run goes on)."""
+
+
+class MissingImageError(ValueError):
+    """Items without any image (neither bytes nor a path): every ECGBench question is about one."""
+
+
+def check_images(items: list[dict]) -> None:
+    """Refuse items that have neither image bytes nor an image path, before any request is sent."""
+    missing = [item["id"] for item in items if not item.get("image") and not item.get("image_path")]
+    if missing:
+        subset = items[0].get("subset") if items else None
+        raise MissingImageError(
+            f"{subset}: {len(missing)} of {len(items)} items have no image (first: {missing[:3]}); "
+            "nothing was sent (rebuild own items with `pulse ecgbench items`)"
+        )
 
 
 class EndpointConfig(StrictModel):
@@ -171,7 +188,12 @@ def run_items(
         out_jsonl: predictions file (local or s3://); rows without an error are kept and skipped.
         storage: S3 options.
         progress: show a progress bar per round.
+
+    Raises:
+        MissingImageError: some items have no image at all (nothing is sent); an image path that
+            cannot be read is that item's ``image_error`` row instead.
     """
+    check_images(items)
     started = time.time()
     existing = read_answers(out_jsonl, storage)
     done = {qid: row for qid, row in existing.items() if not (row.get("metadata") or {}).get("error")}
@@ -181,7 +203,7 @@ def run_items(
         try:
             state[item["id"]]["image"] = item_image_bytes(item, storage)
         except Exception as exc:  # a missing or unreadable image is this item's error row
-            state[item["id"]]["error"] = f"image_error: {type(exc).__name__}: {exc}"
+            state[item["id"]]["error"] = f"{IMAGE_ERROR}: {type(exc).__name__}: {exc}"
     max_turns = max((len(item["turns"]) for item in todo), default=0)
     for turn in range(max_turns):
         rows = []

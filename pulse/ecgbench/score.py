@@ -62,7 +62,23 @@ def _match(subset: Subset, gold_items: Sequence[dict], predictions: Sequence[dic
     return pairs, missing, unknown
 
 
-def _multilabel(subset: Subset, pairs: list[tuple[dict, dict]], mode: extract.Mode) -> dict:
+def _detail(gold: dict, pred: dict, extracted, correct: bool | None, **extra) -> dict:
+    """One per-item answer row: the prediction, its gold answer, what the scorer extracted."""
+    return {
+        "question_id": pred["id"],
+        "prompt": pred.get("prompt") or gold.get("question"),
+        "text": pred["text"],
+        "gold": gold["answer"],
+        "extracted": extracted,
+        "correct": correct,
+        **extra,
+        "error": pred.get("error"),
+    }
+
+
+def _multilabel(
+    subset: Subset, pairs: list[tuple[dict, dict]], mode: extract.Mode, details: list | None
+) -> dict:
     golds, preds = [], []
     for gold, pred in pairs:
         if subset.name == "code15-test":
@@ -71,6 +87,11 @@ def _multilabel(subset: Subset, pairs: list[tuple[dict, dict]], mode: extract.Mo
         else:
             golds.append(extract.labels_in_text(str(gold["answer"]), subset.labels, mode))
             preds.append(extract.labels_in_text(pred["text"], subset.labels, mode))
+    if details is not None:
+        details.extend(
+            _detail(g, p, labels, set(labels) == set(gold_labels), gold_labels=gold_labels)
+            for (g, p), labels, gold_labels in zip(pairs, preds, golds, strict=True)
+        )
     if mode == "paper":
         return metrics.multilabel_paper(preds, golds)
     result = metrics.multilabel_strict(preds, golds, subset.strict_label_space)
@@ -78,7 +99,7 @@ def _multilabel(subset: Subset, pairs: list[tuple[dict, dict]], mode: extract.Mo
     return result
 
 
-def _ecgqa(pairs: list[tuple[dict, dict]], mode: extract.Mode) -> dict:
+def _ecgqa(pairs: list[tuple[dict, dict]], mode: extract.Mode, details: list | None) -> dict:
     correct, unparseable = [], 0
     for gold, pred in pairs:
         candidates = extract.ecgqa_candidates(pred.get("prompt") or gold["question"], mode)
@@ -86,6 +107,8 @@ def _ecgqa(pairs: list[tuple[dict, dict]], mode: extract.Mode) -> dict:
         unparseable += not chosen
         gold_list = gold["answer"] if isinstance(gold["answer"], list) else [gold["answer"]]
         correct.append(extract.ecgqa_correct(chosen, gold_list, mode))
+        if details is not None:
+            details.append(_detail(gold, pred, chosen, correct[-1]))
     result = {"accuracy": metrics.accuracy(correct)}
     if mode == "strict":
         result["unparseable"] = unparseable
@@ -99,18 +122,23 @@ def mcq_gold(subset: Subset, value: str, mode: extract.Mode) -> str | None:
     return value if mode == "paper" else extract.extract_choice_strict(value, subset.fallback_choices)
 
 
-def _mcq(subset: Subset, pairs: list[tuple[dict, dict]], mode: extract.Mode) -> dict:
+def _mcq(subset: Subset, pairs: list[tuple[dict, dict]], mode: extract.Mode, details: list | None) -> dict:
     # The published scorer seeds once at import and is run once per subset: a fresh seed per subset,
     # drawn in item order, reproduces its random fallback bit for bit.
     rng = random.Random(RANDOM_SEED)
     correct, unparsed = [], 0
     for gold, pred in pairs:
         choice = extract.extract_choice(pred["text"], mode, subset.fallback_choices)
+        guessed = choice is None and mode == "paper"
         if choice is None:
             unparsed += 1
             if mode == "paper":
                 choice = rng.choice(list(subset.fallback_choices))
         correct.append(choice is not None and choice == mcq_gold(subset, str(gold["answer"]), mode))
+        if details is not None:
+            details.append(
+                _detail(gold, pred, choice, correct[-1], **({"random_fallback": True} if guessed else {}))
+            )
     key = "random_fallback" if mode == "paper" else "unparseable"
     return {"accuracy": metrics.accuracy(correct), key: unparsed}
 
@@ -121,6 +149,7 @@ def score_items(
     predictions: Sequence[dict],
     mode: str = "paper",
     allow_partial: bool = False,
+    details: list | None = None,
 ) -> dict:
     """Score predictions against normalised gold items (``pulse.ecgbench.load``).
 
@@ -130,6 +159,8 @@ def score_items(
         predictions: rows with ``id``/``question_id`` and ``text``/``response`` (raw or normalised).
         mode: ``paper`` (the published scorer, quirks included) or ``strict`` (fixed).
         allow_partial: score only the answered items instead of failing on missing predictions.
+        details: a list to extend with one answer row per scored item (``question_id``, ``text``,
+            ``gold``, ``extracted``, ``correct``, ``error``; what ``answers.jsonl`` holds).
 
     Returns:
         ``{"subset", "n", <metrics ×100>, "mode", ...counts}``; multi-label subsets give ``auc``, ``f1``,
@@ -145,11 +176,11 @@ def score_items(
     rows = [normalise_prediction(p) for p in predictions]
     pairs, missing, unknown = _match(spec, gold_items, rows, allow_partial)
     if spec.kind == "multilabel":
-        body = _multilabel(spec, pairs, checked)
+        body = _multilabel(spec, pairs, checked, details)
     elif spec.kind == "ecgqa":
-        body = _ecgqa(pairs, checked)
+        body = _ecgqa(pairs, checked, details)
     else:
-        body = _mcq(spec, pairs, checked)
+        body = _mcq(spec, pairs, checked, details)
     result: dict = {"subset": spec.name, "n": len(pairs)}
     result.update({k: body.pop(k) for k in spec.metric_keys})
     result["mode"] = checked

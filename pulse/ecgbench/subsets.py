@@ -11,6 +11,10 @@ from typing import Literal
 
 Kind = Literal["multilabel", "ecgqa", "mcq", "report", "arena"]
 
+HF_REPO = "PULSE-ECG/ECGBench"
+DEFAULT_ROOT = "data/ECGBench"
+OWN_PREFIX = "own-"
+"""Subsets built from pulse's own records by ``pulse ecgbench items`` are named ``own-<dataset>``."""
 CODE15_BINARY: tuple[str, str] = ("NORM", "ABNORMAL")
 MCQ_LETTERS: tuple[str, ...] = ("A", "B", "C", "D", "E", "F", "G", "H")
 

@@ -9,10 +9,7 @@ table with published reference rows, plus an error-row summary), ``plots/*.png``
 
 from __future__ import annotations
 
-import csv
-import io as stdio
 import json
-import math
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -22,6 +19,7 @@ from pulse.config import StrictModel, write_run_info
 from pulse.ecgbench import report
 from pulse.ecgbench.judge import judge_items, load_rubrics
 from pulse.ecgbench.load import load_subset
+from pulse.ecgbench.results import csv_text, jsonable
 from pulse.ecgbench.runner import EndpointConfig, run_items
 from pulse.ecgbench.score import read_predictions, score_items
 from pulse.ecgbench.subsets import SUBSETS
@@ -92,19 +90,6 @@ def _score_subset(
     return rows
 
 
-def _csv(rows: list[dict]) -> str:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    buffer = stdio.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def _jsonable(value):
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
 def run(cfg: SweepConfig) -> dict:
     """Run the sweep; returns ``{"results": [...], "outputs": {...}}``."""
     from pulse.runtime import init_ray
@@ -118,7 +103,7 @@ def run(cfg: SweepConfig) -> dict:
             preds_path = io.join(cfg.output_dir, "predictions", model.name, f"{subset}.jsonl")
             run_items(items, model, preds_path, cfg.storage)
             results.extend(_score_subset(cfg, model, subset, items, preds_path))
-    results = [{k: _jsonable(v) for k, v in r.items()} for r in results]
+    results = [jsonable(r) for r in results]
     headline = [r for r in results if r.get("mode") == cfg.mode]
     published = report.load_published(cfg.published_scores)
     table = report.markdown_table(headline, cfg.subsets, published, cfg.reference_models)
@@ -131,7 +116,7 @@ def run(cfg: SweepConfig) -> dict:
     io.write_text(
         outputs["results_json"], json.dumps({"mode": cfg.mode, "results": results}, indent=2), cfg.storage
     )
-    io.write_text(outputs["results_csv"], _csv(results), cfg.storage)
+    io.write_text(outputs["results_csv"], csv_text(results), cfg.storage)
     io.write_text(outputs["table"], markdown, cfg.storage)
     if cfg.plots:
         plot_dir = io.join(cfg.output_dir, "plots")

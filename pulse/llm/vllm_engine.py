@@ -45,6 +45,7 @@ def build_vllm_config(cfg: VllmEngineConfig):
         concurrency=cfg.concurrency,
         max_concurrent_batches=cfg.max_concurrent_batches,
         accelerator_type=cfg.accelerator_type,
+        placement_group_config=cfg.placement_group_config,
         should_continue_on_error=True,
         prepare_multimodal_stage={"enabled": cfg.vision},
         runtime_env=cfg.runtime_env,

@@ -337,10 +337,6 @@ def save_pretrained_dir(model, processor, path: str | Path) -> Path:
 
 def load_pretrained_dir(path: str | Path, dtype=None):
     """(model, processor) from a Hugging Face folder or hub id (pulse export or ``llava-hf/...``)."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from pulse.models.flat_merge import load_llava_next  # picks the classes the checkpoint's merge needs
 
-    processor = AutoProcessor.from_pretrained(str(path))
-    kwargs = {"dtype": dtype} if dtype is not None else {}
-    model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
-    model.eval()
-    return model, processor
+    return load_llava_next(str(path), dtype=dtype)

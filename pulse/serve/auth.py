@@ -15,15 +15,28 @@ class AuthSetupError(ValueError):
 
 
 def load_api_keys(cfg: AuthConfig) -> list[str]:
-    """All configured keys (env var value may hold several, comma-separated; file: one per line)."""
+    """All configured keys (env var value may hold several, comma-separated; file: one per line, ``#`` comments).
+
+    A source that is configured but yields no key is an error, never "auth off": an env var
+    that is set but empty or only commas, or a key file with no key in it.
+    """
     keys: list[str] = []
-    if cfg.api_key_env and os.environ.get(cfg.api_key_env):
-        keys += [k.strip() for k in os.environ[cfg.api_key_env].split(",")]
+    if cfg.api_key_env and cfg.api_key_env in os.environ:
+        from_env = [k.strip() for k in os.environ[cfg.api_key_env].split(",") if k.strip()]
+        if not from_env:
+            raise AuthSetupError(
+                f"${cfg.api_key_env} is set but holds no API key; unset it to run without a key"
+            )
+        keys += from_env
     if cfg.api_key_file:
         if not io.exists(cfg.api_key_file):
             raise AuthSetupError(f"auth.api_key_file does not exist: {cfg.api_key_file}")
-        keys += [line.strip() for line in io.read_text(cfg.api_key_file).splitlines()]
-    return [k for k in keys if k and not k.startswith("#")]
+        lines = [line.strip() for line in io.read_text(cfg.api_key_file).splitlines()]
+        from_file = [k for k in lines if k and not k.startswith("#")]
+        if not from_file:
+            raise AuthSetupError(f"auth.api_key_file holds no API key: {cfg.api_key_file}")
+        keys += from_file
+    return keys
 
 
 def check_binding(host: str, keys: list[str], cfg: AuthConfig) -> None:

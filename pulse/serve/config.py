@@ -96,6 +96,9 @@ class RemoteImagesConfig(StrictModel):
     allowed_hosts: list[str] = Field(default_factory=list)
     """Exact hosts or ``*.example.org`` suffix patterns."""
     timeout_s: float = Field(10.0, gt=0)
+    """total time for one download: connect, headers and body."""
+    allow_private_addresses: bool = False
+    """fetch from hosts that resolve to loopback/private/link-local addresses (tests, trusted LANs)."""
 
 
 class ServeConfig(StrictModel):
@@ -114,6 +117,10 @@ class ServeConfig(StrictModel):
     ingress_num_cpus: float = Field(0.1, gt=0)
     ingress_replicas: int = Field(1, ge=1)
     max_ongoing_requests: int = Field(32, ge=1)
+    max_queued_requests: int = Field(32, ge=1)
+    """requests waiting for a model replica, per model at each caller; beyond it: 429 + Retry-After."""
+    retry_after_s: float = Field(1.0, gt=0)
+    """the ``Retry-After`` seconds sent with 429 and 503 answers."""
     graceful_shutdown_timeout_s: float = Field(20.0, ge=0)
     health_check_period_s: float = Field(5.0, gt=0)
     health_check_timeout_s: float = Field(30.0, gt=0)

@@ -36,7 +36,9 @@ def build_app(cfg: ServeConfig):
         from pulse.serve.gpu import build_vllm_app
 
         return build_vllm_app(cfg)
-    from pulse.serve.app import OpenAIIngress
+    from ray.serve.config import BackpressureConfig
+
+    from pulse.serve.app import HEADROOM_REQUESTS, OpenAIIngress, admission_limit
     from pulse.serve.server import ModelServer
 
     common = {
@@ -51,6 +53,7 @@ def build_app(cfg: ServeConfig):
             name=deployment_name(m.name),
             autoscaling_config=cfg.autoscaling.model_dump(),
             ray_actor_options={"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
+            max_queued_requests=cfg.max_queued_requests,
             **common,
         )
         .bind(m.model_dump(mode="json"), cfg.num_cpus)
@@ -60,7 +63,11 @@ def build_app(cfg: ServeConfig):
         name="ingress",
         num_replicas=cfg.ingress_replicas,
         ray_actor_options={"num_cpus": cfg.ingress_num_cpus},
-        **{**common, "max_ongoing_requests": cfg.max_ongoing_requests * max(1, len(cfg.models)) * 4},
+        # The ingress sheds chat requests itself (429) above admission_limit; the headroom keeps
+        # /health and /v1/models answering; beyond both, the proxy answers 429 too.
+        **{**common, "max_ongoing_requests": admission_limit(cfg) + HEADROOM_REQUESTS},
+        max_queued_requests=admission_limit(cfg),
+        backpressure_config=BackpressureConfig(status_code=429, retry_after_s=cfg.retry_after_s),
     )
     return ingress.bind(cfg.model_dump(mode="json"), models, [key_digest(k) for k in keys])
 

@@ -6,6 +6,7 @@ turns an ``APIError`` into ``{"error": {"message", "type", "param", "code"}}``.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -40,9 +41,15 @@ class APIError(Exception):
         }
 
 
+MAX_JSON_DEPTH = 32
+IMAGE_TOKEN = "<image>"
+SEED_RANGE = (-(2**63), 2**63 - 1)  # what torch.manual_seed and vLLM accept
+
+
 class _Lenient(BaseModel):
     # OpenAI clients send fields we do not use (user, logprobs=false, ...); ignore rather than 400.
-    model_config = ConfigDict(extra="ignore")
+    # NaN/Infinity never reach the sampler.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 class ImageURL(_Lenient):
@@ -61,6 +68,10 @@ class ChatMessage(_Lenient):
     content: str | list[ContentPart] | None = None
 
 
+class StreamOptions(_Lenient):
+    include_usage: bool = False
+
+
 class ChatCompletionRequest(_Lenient):
     model: str
     messages: list[ChatMessage] = Field(..., min_length=1)
@@ -68,9 +79,10 @@ class ChatCompletionRequest(_Lenient):
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     stop: str | list[str] | None = None
     stream: bool = False
+    stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1)
 
 
@@ -88,17 +100,54 @@ class GenerationRequest:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     stream: bool = False
+    include_usage: bool = False
 
 
 def new_request_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_depth_ok(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when no array/object nests deeper than ``limit`` (iterative: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Decode a request body; any malformed or pathological JSON is a 400 ``invalid_json``.
+
+    Besides syntax errors this covers nesting deep enough to exhaust the parser's recursion,
+    integers too long to convert, NaN/Infinity literals and non-UTF-8 bytes.
+    """
+    try:
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise APIError(400, "Malformed JSON body: nested too deeply", code="invalid_json") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, int digit limit, NaN
+        raise APIError(400, f"Malformed JSON body: {exc}"[:300], code="invalid_json") from None
+    if not json_depth_ok(payload):
+        raise APIError(
+            400, f"Malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels", code="invalid_json"
+        )
+    return payload
+
+
 def validation_message(exc: ValidationError) -> tuple[str, str | None]:
     """A one-line message naming the first bad field, plus that field's dotted path."""
-    err = exc.errors()[0]
+    err = exc.errors(include_url=False, include_input=False)[0]
     param = ".".join(str(p) for p in err["loc"]) or None
-    return f"Invalid request: {param}: {err['msg']}", param
+    return f"Invalid request: {param}: {err['msg']}"[:500], param
 
 
 def parse_chat_request(payload: Any, limits: LimitsConfig, model_names: list[str]) -> GenerationRequest:
@@ -117,7 +166,7 @@ def parse_chat_request(payload: Any, limits: LimitsConfig, model_names: list[str
     if req.model not in model_names:
         raise APIError(
             404,
-            f"The model {req.model!r} does not exist; available: {', '.join(model_names)}",
+            f"The model {req.model[:100]!r} does not exist; available: {', '.join(model_names)}",
             code="model_not_found",
             param="model",
         )
@@ -157,6 +206,7 @@ def parse_chat_request(payload: Any, limits: LimitsConfig, model_names: list[str
         seed=req.seed,
         stop=stop,
         stream=req.stream,
+        include_usage=bool(req.stream_options and req.stream_options.include_usage),
     )
 
 
@@ -166,11 +216,13 @@ def _flatten_messages(messages: list[ChatMessage]) -> tuple[list[dict[str, Any]]
     urls: list[str] = []
     for i, msg in enumerate(messages):
         if msg.content is None or isinstance(msg.content, str):
+            _check_text(msg.content or "", f"messages.{i}.content")
             out.append({"role": msg.role, "content": msg.content or ""})
             continue
         parts: list[dict[str, Any]] = []
         for j, part in enumerate(msg.content):
             if part.type == "text":
+                _check_text(part.text or "", f"messages.{i}.content.{j}.text")
                 parts.append({"type": "text", "text": part.text or ""})
             elif part.image_url is None or not part.image_url.url:
                 raise APIError(400, "image_url part without a url", param=f"messages.{i}.content.{j}")
@@ -181,6 +233,16 @@ def _flatten_messages(messages: list[ChatMessage]) -> tuple[list[dict[str, Any]]
                 urls.append(part.image_url.url)
         out.append({"role": msg.role, "content": parts})
     return out, urls
+
+
+def _check_text(text: str, param: str) -> None:
+    # The literal image token would be expanded as an image with no pixels behind it.
+    if IMAGE_TOKEN in text:
+        raise APIError(
+            400,
+            f"Text may not contain the reserved token {IMAGE_TOKEN}; send images as image_url parts",
+            param=param,
+        )
 
 
 def completion_body(

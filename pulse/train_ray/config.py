@@ -139,6 +139,9 @@ class TrainConfig(StrictModel):
     ray: RayOptions = Field(default_factory=RayOptions)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     fault: FaultInjection | None = None
+    overwrite: bool = False
+    """Remove the run folder ``<storage_path>/<name>/`` (checkpoints included) and train from scratch;
+    without it a rerun of the same name with a changed config is refused."""
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

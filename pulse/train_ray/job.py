@@ -2,7 +2,8 @@
 
 Reads ``data.train_path`` (local or s3://) through Ray Data, trains ``num_workers`` workers,
 checkpoints every ``checkpoint_every`` steps to ``<storage_path>/<name>/`` and resumes from the
-latest checkpoint when rerun with the same name. The final model is exported in Hugging Face
+latest checkpoint when rerun with the same name and config (a larger ``max_steps``/``epochs``
+extends the run; any other change is refused unless ``overwrite=true``, which starts over). The final model is exported in Hugging Face
 format (safetensors + processor + chat template) to ``export_dir``.
 
 Example: pulse train --config configs/train/tiny-cpu.yaml max_steps=20 strategy=zero2
@@ -10,6 +11,7 @@ Example: pulse train --config configs/train/tiny-cpu.yaml max_steps=20 strategy=
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
@@ -18,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pulse import io
+import pyarrow.fs as pafs
+
+from pulse import io, resume
 from pulse.config import write_run_info
 from pulse.runtime import init_ray
 from pulse.summary import StageSummary
@@ -30,6 +34,13 @@ from pulse.train_ray.model import load_processor
 from pulse.train_ray.tracking import check_tracking_available
 
 CONFIG_CLASS = TrainConfig
+NOT_IN_FINGERPRINT = (
+    *("name", "storage_path", "export_dir", "max_steps", "epochs"),  # where it goes; the budget may grow
+    *("cpus_per_worker", "placement_strategy", "report_interval_s", "checkpoint_every"),
+    *("keep_checkpoints", "max_failures", "tracking", "fault"),
+    *("data.preprocess_concurrency", "data.preprocess_batch_size", "data.preprocess_cpus"),
+)
+"""Config fields that do not change the trained weights of a step (a larger budget extends a run)."""
 
 
 @dataclass
@@ -110,6 +121,23 @@ def run(cfg: TrainConfig) -> TrainResult:
     if not io.is_remote(cfg.storage_path):  # workers run in their own working directories
         cfg = cfg.model_copy(update={"storage_path": str(Path(cfg.storage_path).absolute())})
     check_tracking_available(cfg.tracking)
+    budget = [cfg.max_steps, cfg.epochs]
+    state = resume.prepare(
+        cfg,
+        cfg.run_dir,
+        "train",
+        outputs=_run_entries(cfg),
+        ignore=NOT_IN_FINGERPRINT,
+        storage=cfg.storage,
+        dir_key="name (or storage_path)",
+    )
+    if state.status == "done" and state.done.get("budget") == budget:
+        print(resume.nothing_to_do("train", cfg.run_dir), flush=True)
+        print("\n".join(state.done["summary_lines"]), flush=True)
+        return TrainResult(**state.done["result"])
+    if cfg.overwrite and cfg.export_dir:
+        io.delete(cfg.export_dir, cfg.storage)
+    resume.clear_done(cfg.run_dir, cfg.storage)
     init_ray(cfg.ray)
     processor = load_processor(cfg.model)
     total_steps = planned_steps(cfg, count_rows(cfg))
@@ -131,7 +159,7 @@ def run(cfg: TrainConfig) -> TrainResult:
     checkpoint_path = None
     if checkpoint is not None:
         checkpoint_path = f"s3://{checkpoint.path}" if io.is_remote(cfg.storage_path) else checkpoint.path
-    StageSummary(
+    summary = StageSummary(
         "train",
         rows_ok=int(metrics.get("steps", 0)) * cfg.global_batch_size,
         rows_error=sum(skipped.values()),
@@ -146,8 +174,19 @@ def run(cfg: TrainConfig) -> TrainResult:
             "resumed_from_step": metrics.get("resumed_from_step", -1),
             "export_probe_match": metrics.get("export_probe_match"),
         },
-    ).print()
-    return TrainResult(export_dir, checkpoint_path, metrics, skipped, history)
+    )
+    summary.print()
+    outcome = TrainResult(export_dir, checkpoint_path, metrics, skipped, history)
+    record = {"budget": budget, "result": dataclasses.asdict(outcome), "summary_lines": summary.lines()}
+    resume.mark_done(cfg.run_dir, record, cfg.storage)
+    return outcome
+
+
+def _run_entries(cfg: TrainConfig) -> list[str]:
+    """What the run folder already holds (checkpoints, errors, export), besides pulse's progress."""
+    fs, inner = io.filesystem(cfg.run_dir, cfg.storage)
+    found = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
+    return [info.base_name for info in found if info.base_name != resume.PROGRESS_DIR]
 
 
 def _fmt(value: float | None) -> str:

@@ -126,6 +126,16 @@ def test_ingest_then_render_spread_over_both_nodes_and_survive_losing_one(cluste
     assert f"[render] ok={len(images)}" in logs
     assert worker.node_id not in {n["node_id"] for n in cluster.alive_nodes()}, "the worker node is gone"
 
+    # The instruction builder from the uploaded working_dir (its package once fell to an exclude).
+    build_dir = f"{s3_bucket}/instruct"
+    build = pulse_submit(
+        cluster, "build", "--config", "configs/build/templates.yaml", "--pip", "none", *S3_ENV,
+        f"records_dir={ingest_dir}", f"images_dir={render_dir}", f"output_dir={build_dir}", "limit=4",
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    assert "SUCCEEDED" in build.stdout and "[build] ok=" in build.stdout
+    assert io.list_files(build_dir, "*.parquet")
+
 
 def write_converted_gold(root: str, subset: str, n: int) -> None:
     """An ECGBench subset in the converted JSON layout (``<root>/<subset>.json`` + images) on S3."""

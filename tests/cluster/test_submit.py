@@ -49,7 +49,7 @@ def test_runtime_env_ships_the_checkout_with_pinned_requirements():
     sub = build_submission("train", None, [], env={"PULSE_TAG": "ci"})
     env = sub.runtime_env
     assert env["working_dir"] == str(REPO)
-    assert {".git", "outputs", "**/__pycache__"} <= set(env["excludes"])
+    assert {"/.git", "/outputs", "**/__pycache__"} <= set(env["excludes"])
     assert env["env_vars"]["PULSE_TAG"] == "ci" and env["env_vars"]["PYTHONUNBUFFERED"] == "1"
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert env["pip"]["packages"] == pyproject["dependencies"]
@@ -131,3 +131,33 @@ def test_cli_reports_an_unreachable_cluster(capsys):
     code = main(["submit", "ingest", "-c", "configs/ingest/bundled.yaml", "--address", "http://127.0.0.1:9"])
     assert code == 1
     assert "could not submit to http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_ray_uploads_every_pulse_module_of_the_checkout():
+    """Ray's own upload walker (gitignore-style excludes + .gitignore) keeps every pulse/**/*.py.
+
+    An unanchored ``build`` exclude once dropped ``pulse/data_ray/build/`` from the working_dir.
+    """
+    from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
+
+    env = build_submission("build", None, []).runtime_env
+    root = Path(env["working_dir"])
+    uploaded: set[str] = set()
+    _dir_travel(
+        root,
+        [_get_excludes(root, env["excludes"])],
+        lambda p: uploaded.add(p.relative_to(root).as_posix()),
+        include_gitignore=True,
+    )
+    modules = {p.relative_to(root).as_posix() for p in (root / "pulse").rglob("*.py")}
+    assert modules and modules <= uploaded, sorted(modules - uploaded)[:5]
+    assert {"jobs/build.py", "jobs/_entry.py", "pyproject.toml"} <= uploaded
+    assert not any(p.startswith((".git/", "outputs/")) for p in uploaded)
+    assert not any("__pycache__" in p for p in uploaded)
+    excluded = _get_excludes(root, env["excludes"])
+    for pattern in env["excludes"]:
+        if pattern.startswith("/"):  # root-only: the same name deeper in the package is uploaded
+            nested = root / "pulse" / "some_stage" / pattern.lstrip("/").replace("*", "x") / "job.py"
+            assert not excluded(nested), f"exclude {pattern!r} would drop {nested.relative_to(root)}"
+        else:
+            assert pattern.startswith("**/"), f"unanchored exclude {pattern!r} matches at every depth"

@@ -19,25 +19,31 @@ def entry(monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     import _entry
 
-    monkeypatch.setitem(_entry.JOB_MODULES, "probe", "probe_job")
+    from pulse.jobs import JOBS, Job
+
+    monkeypatch.setitem(JOBS, "probe", Job("probe", "probe_job", "test probe", cli=False))
     return _entry
 
 
-def test_every_job_has_a_short_entry_point_calling_its_own_name(entry):
-    for job in entry.JOB_MODULES:
-        if job == "probe":
-            continue
+def test_every_submittable_job_has_a_short_entry_point_calling_its_own_name():
+    from pulse.jobs import SUBMITTABLE
+
+    for job in SUBMITTABLE:
         text = (JOBS_DIR / f"{job}.py").read_text()
         assert len(text.splitlines()) <= 30
         assert f'run_job("{job}")' in text
+    scripts = {p.stem for p in JOBS_DIR.glob("*.py") if not p.stem.startswith("_")}
+    assert scripts == set(SUBMITTABLE), "jobs/ and the registry's submittable jobs differ"
 
 
-def test_cli_and_jobs_name_the_same_modules(entry):
-    from pulse.cli import CONFIG_JOBS
+def test_cli_lists_every_registered_cli_job():
+    from pulse.cli import build_parser
+    from pulse.jobs import JOBS
 
-    for job, (module, _) in CONFIG_JOBS.items():
-        if job in entry.JOB_MODULES:
-            assert entry.JOB_MODULES[job].partition(":")[0] == module
+    help_text = build_parser().format_help()
+    for name, job in JOBS.items():
+        if job.cli:
+            assert f"    {name}" in help_text, name
 
 
 def test_run_job_loads_config_with_overrides_and_runs_on_ray(entry, ray_session, tmp_path):
@@ -62,10 +68,10 @@ def test_unknown_key_is_a_clear_error(entry, capsys):
 
 
 def test_missing_stage_module_fails_with_a_message(entry, monkeypatch):
-    monkeypatch.setitem(entry.JOB_MODULES, "later", "pulse.not_written_yet.job")
-    with pytest.raises(
-        SystemExit, match=r"not available in this checkout: module pulse\.not_written_yet\.job"
-    ):
+    from pulse.jobs import JOBS, Job
+
+    monkeypatch.setitem(JOBS, "later", Job("later", "pulse.not_written_yet.job", "later"))
+    with pytest.raises(SystemExit, match=r"not available: module pulse\.not_written_yet\.job not found"):
         entry.load_job("later")
 
 

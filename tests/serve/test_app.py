@@ -59,7 +59,7 @@ def endpoint(ray_session, tiny_llava_dir, tmp_path_factory, image_server):
             "max_tokens_cap": 64,
             "default_max_tokens": 16,
         },
-        remote_images={"enabled": True, "allowed_hosts": ["127.0.0.1"]},
+        remote_images={"enabled": True, "allowed_hosts": ["127.0.0.1"], "allow_private_addresses": True},
     )
     with running(cfg) as url:
         yield url

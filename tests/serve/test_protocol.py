@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from pulse.serve.config import LimitsConfig
-from pulse.serve.protocol import APIError, chunk_body, completion_body, parse_chat_request
+from pulse.serve.protocol import (
+    APIError,
+    chunk_body,
+    completion_body,
+    json_depth_ok,
+    parse_chat_request,
+    parse_json_body,
+)
 
 LIMITS = LimitsConfig(max_images=2, max_tokens_cap=64, default_max_tokens=16, max_messages=4)
 IMG = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
@@ -84,3 +91,72 @@ def test_response_builders():
     assert full["usage"] == {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
     chunk = chunk_body(req, {"content": "si"})
     assert chunk["object"] == "chat.completion.chunk" and chunk["choices"][0]["delta"] == {"content": "si"}
+
+
+# --- pathological bodies and wrong-typed optional fields: always a 400, never a crash ------------
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}", "nested deeper than"),
+        (b'{"model": "m", "seed": ' + b"9" * 5000 + b"}", "Malformed JSON"),
+        (b'{"temperature": NaN}', "NaN is not valid JSON"),
+        (b'{"temperature": -Infinity}', "Infinity is not valid JSON"),
+        (b'{"model": "\xff\xfe"}', "Malformed JSON"),
+    ],
+)
+def test_pathological_json_is_a_400_invalid_json(body, fragment):
+    with pytest.raises(APIError) as info:
+        parse_json_body(body)
+    assert info.value.status == 400 and info.value.code == "invalid_json"
+    assert fragment in info.value.message
+
+
+def test_json_depth_check_is_iterative_and_exact():
+    assert json_depth_ok([[[]]], limit=3) and not json_depth_ok([[[[]]]], limit=3)
+    deep: list = []
+    for _ in range(50_000):  # deeper than any recursion limit
+        deep = [deep]
+    assert not json_depth_ok(deep)
+
+
+@pytest.mark.parametrize(
+    ("changes", "param"),
+    [
+        ({"stream_options": "yes"}, "stream_options"),
+        ({"stream_options": {"include_usage": [1]}}, "stream_options.include_usage"),
+        ({"temperature": 1e308 * 10}, "temperature"),
+        ({"temperature": float("nan")}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"seed": 2**64}, "seed"),
+        ({"seed": -(2**63) - 1}, "seed"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_tokens": 10**30}, "max_tokens"),
+        ({"stop": [1, 2]}, "stop.str"),
+        ({"n": 2}, "n"),
+        ({"messages": "hi"}, "messages"),
+    ],
+)
+def test_wrong_typed_or_out_of_range_fields_are_a_400_naming_the_field(changes, param):
+    with pytest.raises(APIError) as info:
+        parse(**changes)
+    assert info.value.status == 400
+    assert (info.value.param or "").startswith(param), info.value.param
+
+
+def test_stream_options_include_usage_is_parsed():
+    assert parse(stream=True, stream_options={"include_usage": True}).include_usage
+    assert not parse(stream=True, stream_options=None).include_usage
+
+
+def test_the_reserved_image_token_in_text_is_refused():
+    with pytest.raises(APIError, match="reserved token"):
+        parse(messages=[{"role": "user", "content": "look: <image>"}])
+
+
+def test_a_huge_unknown_model_name_is_not_echoed_back():
+    with pytest.raises(APIError) as info:
+        parse(model="x" * 100_000)
+    assert info.value.status == 404 and len(info.value.message) < 300

@@ -1,13 +1,14 @@
-"""Generated Serve config YAML and KubeRay RayService, validated with Ray's own schema."""
+"""Generated Serve config YAML, validated with Ray's own schema (the RayService embeds it: tests/cluster)."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
-from pulse.config import CONFIG_DIR, load_config
+from pulse.config import CONFIG_DIR, ConfigError, load_config
 from pulse.serve.config import ServeConfig
 from pulse.serve.gpu import validate_llm_config
-from pulse.serve.serve_config import main, rayservice, serve_config
+from pulse.serve.serve_config import main, serve_config
 
 
 def test_cpu_config_round_trips_through_the_app_builder_args(tmp_path):
@@ -29,34 +30,22 @@ def test_vllm_config_uses_ray_serve_llm_and_validates():
         assert validated.engine_kwargs["limit_mm_per_prompt"] == {"image": 1}
 
 
-def test_rayservice_embeds_the_same_serve_config():
-    cfg = load_config(ServeConfig, CONFIG_DIR / "serve" / "llava_next_vllm.yaml")
-    manifest = rayservice(cfg, gpu_workers=2)
-    assert manifest["apiVersion"] == "ray.io/v1" and manifest["kind"] == "RayService"
-    embedded = yaml.safe_load(manifest["spec"]["serveConfigV2"])
-    assert embedded["applications"] == serve_config(cfg)["applications"]
-    assert embedded["http_options"]["host"] == "0.0.0.0"
-    worker = manifest["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
-    assert worker["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+def test_a_mix_of_engines_is_refused():
+    cfg = ServeConfig(
+        models=[
+            {"name": "a", "checkpoint": "/m/a"},
+            {"name": "b", "checkpoint": "/m/b", "engine": "vllm"},
+        ]
+    )
+    with pytest.raises(ConfigError, match="mix engines"):
+        serve_config(cfg)
 
 
-def test_cli_writes_both_files_locally_and_to_s3(tmp_path, s3_bucket):
+def test_cli_writes_the_serve_yaml_locally_and_to_s3(tmp_path, s3_bucket):
     from pulse import io
 
     out = tmp_path / "serve.yaml"
-    assert (
-        main(
-            [
-                "-c",
-                str(CONFIG_DIR / "serve" / "cpu.yaml"),
-                "--out",
-                str(out),
-                "--rayservice",
-                f"{s3_bucket}/rs.yaml",
-                "port=8600",
-            ]
-        )
-        == 0
-    )
+    assert main(["-c", str(CONFIG_DIR / "serve" / "cpu.yaml"), "--out", str(out), "port=8600"]) == 0
     assert yaml.safe_load(out.read_text())["http_options"]["port"] == 8600
-    assert yaml.safe_load(io.read_text(f"{s3_bucket}/rs.yaml"))["kind"] == "RayService"
+    assert main(["-c", str(CONFIG_DIR / "serve" / "cpu.yaml"), "--out", f"{s3_bucket}/serve.yaml"]) == 0
+    assert yaml.safe_load(io.read_text(f"{s3_bucket}/serve.yaml"))["applications"]

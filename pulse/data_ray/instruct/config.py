@@ -134,6 +134,9 @@ class BuildConfig(StrictModel):
     write: WriteConfig = WriteConfig()
     storage: StorageOptions = StorageOptions()
     ray: RayOptions = RayOptions()
+    overwrite: bool = False
+    """Remove an earlier build in ``output_dir`` and rebuild from scratch; without it a rerun with
+    a changed config is refused (the same config resumes)."""
 
     @model_validator(mode="after")
     def _llm_generators_need_an_engine(self) -> BuildConfig:

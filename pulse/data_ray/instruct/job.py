@@ -4,7 +4,8 @@ records + images -> per-source generators (templates for label-only sources, the
 LLM synthesis from reports with PTB-XL reports translated first, direct ECG-QA conversion)
 -> balance -> synthesize -> validate -> faithfulness -> LLM judge + threshold -> near-duplicate
 removal -> sharded Parquet (images inline) + LLaVA JSON, errors/, stats/ (count table, judge
-histogram) and run_info.json. A rerun on the same output_dir skips finished shards.
+histogram) and run_info.json. A rerun on the same output_dir with the same config skips finished
+shards (a finished build has nothing to do); a changed config is refused unless ``overwrite=true``.
 
   pulse build --config configs/build/templates.yaml
   pulse build --config configs/build/smollm2.yaml judge.threshold=3.5 limit=20
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 
-from pulse import io
+from pulse import io, resume
 from pulse.config import write_run_info
 from pulse.data_ray.instruct import join
 from pulse.data_ray.instruct.balance import balance_row, cell_counts, keep_probabilities
@@ -38,6 +39,9 @@ from pulse.runtime import init_ray
 from pulse.summary import StageSummary
 
 CONFIG_CLASS = BuildConfig
+OUTPUTS = ("parquet", "llava", "errors", "stats")
+NOT_IN_FINGERPRINT = ("output_dir", "write.shuffle", "write.resume")
+"""Config fields that do not change what a build writes (where it goes, how rows are shuffled)."""
 
 
 def write_group(group, **kwargs):
@@ -119,8 +123,26 @@ def write_shards(cfg: BuildConfig, rows, wanted_records: set[str]) -> list[dict]
 def run(cfg: BuildConfig) -> StageSummary:
     """Run the build; prints and returns its summary (rows per split, errors by reason, outputs)."""
     started = time.time()
+    state = resume.prepare(
+        cfg,
+        cfg.output_dir,
+        "build",
+        outputs=OUTPUTS,
+        ignore=NOT_IN_FINGERPRINT,
+        storage=cfg.storage,
+        overwrite=cfg.overwrite or not cfg.write.resume,
+    )
+    if state.status == "done":
+        print(resume.nothing_to_do("build", cfg.output_dir), flush=True)
+        summary = StageSummary(**state.done)
+        summary.print()
+        return summary
     init_ray(cfg.ray)
-    done = completed_shards(cfg.output_dir, cfg.write.num_shards, cfg.storage) if cfg.write.resume else {}
+    done = (
+        completed_shards(cfg.output_dir, cfg.write.num_shards, cfg.storage)
+        if state.status == "resume"
+        else {}
+    )
     write_run_info(cfg, cfg.output_dir, "build", cfg.storage)
     plan = plan_rows(cfg, set(done))
     wanted = join.record_ids_of(plan)
@@ -151,5 +173,6 @@ def run(cfg: BuildConfig) -> StageSummary:
         },
     )
     io.write_text(io.join(cfg.output_dir, "stats", "summary.json"), summary.to_json(), cfg.storage)
+    resume.mark_done(cfg.output_dir, summary.__dict__, cfg.storage)
     summary.print()
     return summary

@@ -113,16 +113,19 @@ def histogram_png(kept: list[int], dropped: list[int], threshold: float | None) 
 def write_stats(
     output_dir: str, totals: dict[str, Any], threshold: float | None, storage: io.StorageOptions | None = None
 ) -> dict[str, str]:
-    """Write ``stats/table.md``, ``stats/table.csv``, ``stats/judge_hist.png``; returns name -> path."""
+    """Write ``stats/table.md``, ``stats/table.csv`` and, when any row was judged,
+    ``stats/judge_hist.png`` (no empty plot for a build without a judge); returns name -> path."""
     rows = count_table(totals["cells"])
     paths = {
         "table_md": io.join(output_dir, "stats", "table.md"),
         "table_csv": io.join(output_dir, "stats", "table.csv"),
-        "judge_hist": io.join(output_dir, "stats", "judge_hist.png"),
     }
     io.write_text(paths["table_md"], markdown_table(rows), storage)
     io.write_text(paths["table_csv"], csv_table(rows), storage)
-    io.write_bytes(
-        paths["judge_hist"], histogram_png(totals["judge_kept"], totals["judge_dropped"], threshold), storage
-    )
+    hist = io.join(output_dir, "stats", "judge_hist.png")
+    if any(totals["judge_kept"]) or any(totals["judge_dropped"]):
+        paths["judge_hist"] = hist
+        io.write_bytes(hist, histogram_png(totals["judge_kept"], totals["judge_dropped"], threshold), storage)
+    else:
+        io.delete(hist, storage)  # a plot left by an earlier judged build of this folder
     return paths

@@ -5,6 +5,8 @@ record with Ray Data ``map_batches`` (one Renderer per worker), and writes
 ``<output_dir>/images/*.parquet`` (images inline, with per-lead pixel coordinates),
 ``<output_dir>/errors/*.parquet`` (records that could not be drawn, with a reason),
 optionally ``<output_dir>/files/<dataset>/<id>.<ext>``, and ``run_info.json``.
+A rerun of the same config on a finished output has nothing to do; an interrupted one is redone
+(its partial parts removed first); a changed config is refused unless ``overwrite=true``.
 
 Example:
     pulse render --config configs/render/demo.yaml input_dir=out/ingest output_dir=out/render \\
@@ -17,7 +19,7 @@ import time
 
 from pydantic import Field
 
-from pulse import io
+from pulse import io, resume
 from pulse.config import StrictModel, write_run_info
 from pulse.data_ray.first_rows import first_rows
 from pulse.data_ray.render.renderer import RenderParams
@@ -46,9 +48,15 @@ class RenderConfig(StrictModel):
     """CPUs reserved per render worker."""
     storage: io.StorageOptions = io.StorageOptions()
     ray: RayOptions = RayOptions()
+    overwrite: bool = False
+    """Remove an earlier render in ``output_dir`` and redo it; without it a rerun with a changed
+    config is refused."""
 
 
 CONFIG_CLASS = RenderConfig
+OUTPUTS = ("images", "errors", "files")
+NOT_IN_FINGERPRINT = ("output_dir", "batch_size", "concurrency", "num_cpus")
+"""Config fields that do not change the rendered images (where they go, how many workers)."""
 
 
 def actor_pool(concurrency: int | tuple[int, int]):
@@ -64,10 +72,21 @@ def actor_pool(concurrency: int | tuple[int, int]):
 def run(cfg: RenderConfig) -> StageSummary:
     """Render every record under ``cfg.input_dir``; prints and returns the stage summary."""
     started = time.time()
-    ray = init_ray(cfg.ray)
     records_dir = io.join(cfg.input_dir, "records")
     if not io.list_files(records_dir, "*.parquet", cfg.storage):
         raise FileNotFoundError(f"render: no record Parquet under {records_dir} (input_dir={cfg.input_dir})")
+    state = resume.prepare(
+        cfg, cfg.output_dir, "render", outputs=OUTPUTS, ignore=NOT_IN_FINGERPRINT, storage=cfg.storage
+    )
+    if state.status == "done":
+        print(resume.nothing_to_do("render", cfg.output_dir), flush=True)
+        summary = StageSummary(**state.done)
+        summary.print()
+        return summary
+    if state.status == "resume":  # interrupted: its parts have random names, so start the parts over
+        for name in OUTPUTS:
+            io.delete(io.join(cfg.output_dir, name), cfg.storage)
+    ray = init_ray(cfg.ray)
     ds = ray.data.read_parquet(**io.ray_read_args(records_dir, cfg.storage), file_extensions=["parquet"])
     names = ds.schema().names
     require_columns(names, INPUT_COLUMNS, "render")
@@ -106,5 +125,6 @@ def run(cfg: RenderConfig) -> StageSummary:
         seconds=seconds,
         extra={"images_per_s": round(sink.rows_ok / max(seconds, 1e-9), 2)},
     )
+    resume.mark_done(cfg.output_dir, summary.__dict__, cfg.storage)
     summary.print()
     return summary

@@ -4,7 +4,13 @@ import io as _stdio
 
 from PIL import Image
 
-from pulse.data_ray.instruct.stats import count_table, histogram_png, markdown_table, merge_markers
+from pulse.data_ray.instruct.stats import (
+    count_table,
+    histogram_png,
+    markdown_table,
+    merge_markers,
+    write_stats,
+)
 from pulse.data_ray.instruct.write import HIST_BINS, histogram
 
 
@@ -45,3 +51,15 @@ def test_histogram_bins_and_png():
     png = histogram_png(counts, [1] * HIST_BINS, threshold=3.0)
     image = Image.open(_stdio.BytesIO(png))
     assert image.format == "PNG" and image.size[0] > 100
+
+
+def test_judge_histogram_only_when_rows_were_judged(tmp_path):
+    unjudged = merge_markers([marker({"ptbxl/rhythm/close": 3}, {}, [])])
+    paths = write_stats(str(tmp_path), unjudged, threshold=None)
+    assert "judge_hist" not in paths and not (tmp_path / "stats" / "judge_hist.png").exists()
+    assert (tmp_path / "stats" / "table.md").is_file()
+    judged = merge_markers([marker({"ptbxl/rhythm/close": 3}, {}, [4.0, 3.5])])
+    paths = write_stats(str(tmp_path), judged, threshold=3.0)
+    assert open(paths["judge_hist"], "rb").read().startswith(b"\x89PNG")
+    write_stats(str(tmp_path), unjudged, threshold=None)  # a later unjudged build of the same folder
+    assert not (tmp_path / "stats" / "judge_hist.png").exists()
