@@ -1,7 +1,7 @@
 """Ray Jobs entry point: ECGBench sweep over models x subsets; the same run(cfg) as the pulse CLI.
 
-pulse submit ecgbench_sweep --config configs/ecgbench/sweep.yaml --address http://HEAD:8265
-ray job submit --working-dir . -- python jobs/ecgbench_sweep.py --config configs/ecgbench/sweep.yaml key.sub=value
+pulse submit ecgbench_sweep --config configs/ecgbench/sweep_local.yaml --address http://HEAD:8265
+ray job submit --working-dir . -- python jobs/ecgbench_sweep.py --config configs/ecgbench/sweep_local.yaml key.sub=value
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Ray Jobs entry point: render records to paper-ECG images; the same run(cfg) as the pulse CLI.
 
-pulse submit render --config configs/render/bundled.yaml --address http://HEAD:8265
-ray job submit --working-dir . -- python jobs/render.py --config configs/render/bundled.yaml key.sub=value
+pulse submit render --config configs/render/demo.yaml --address http://HEAD:8265
+ray job submit --working-dir . -- python jobs/render.py --config configs/render/demo.yaml key.sub=value
 """
 
 import sys

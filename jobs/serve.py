@@ -1,7 +1,7 @@
 """Ray Jobs entry point: deploy the OpenAI-compatible Ray Serve endpoint; the same run(cfg) as the pulse CLI.
 
-pulse submit serve --config configs/serve/tiny.yaml --address http://HEAD:8265
-ray job submit --working-dir . -- python jobs/serve.py --config configs/serve/tiny.yaml key.sub=value
+pulse submit serve --config configs/serve/cpu.yaml --address http://HEAD:8265
+ray job submit --working-dir . -- python jobs/serve.py --config configs/serve/cpu.yaml key.sub=value
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Ray Jobs entry point: finetune LLaVA-NeXT with Ray Train; the same run(cfg) as the pulse CLI.
 
-pulse submit train --config configs/train/tiny.yaml --address http://HEAD:8265
-ray job submit --working-dir . -- python jobs/train.py --config configs/train/tiny.yaml key.sub=value
+pulse submit train --config configs/train/tiny-cpu.yaml --address http://HEAD:8265
+ray job submit --working-dir . -- python jobs/train.py --config configs/train/tiny-cpu.yaml key.sub=value
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Typed job configs: pydantic models loaded from YAML with dotted CLI overrides.
 
 Every job has one config model (``extra="forbid"``, so an unknown key is an error that
-names the key). ``load_config(IngestConfig, "configs/ingest/demo.yaml", ["limit=5"])``
+names the key). ``load_config(IngestConfig, "configs/ingest/bundled.yaml", ["limit=5"])``
 reads the YAML, applies ``key.sub=value`` overrides (values parsed as YAML scalars),
 and validates. ``write_run_info`` records the resolved config, package versions and
 git SHA beside an output.

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 
 import pyarrow as pa
 
+from pulse.errors import error_reason  # noqa: F401  (re-exported: the reason vocabulary lives in pulse.errors)
+
 STANDARD_LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 PTBXL_SUPERCLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")
 DATASETS: tuple[str, ...] = ("ptbxl", "mimic", "code15", "cpsc2018", "g12ec", "chapman", "ningbo", "ecgqa")
@@ -86,6 +88,16 @@ INSTRUCTION_SCHEMA = pa.schema(
 )
 
 TASKS: tuple[str, ...] = ("feature", "rhythm", "morphology", "report")
+LLAVA_ERROR_REASONS: dict[str, str] = {
+    "malformed_row": "not valid JSON, not an object, or fields of the wrong type",
+    "missing_image": "no image path, or the image is in no folder/shard",
+    "corrupt_image": "image bytes that do not decode",
+    "missing_image_token": "first human turn without <image>",
+    "extra_image_token": "more than one <image> in a conversation",
+    "bad_conversation": "turns not alternating human/gpt, or no final gpt answer",
+    "empty_answer": "a gpt turn with empty text",
+}
+"""Error reasons of LLaVA-format instruction rows (import and training count by these)."""
 QTYPES: tuple[str, ...] = ("close", "open", "fill", "mcq", "multi-turn")
 
 
@@ -101,10 +113,3 @@ def require_columns(batch: Mapping | Iterable[str], needed: Iterable[str], stage
         raise MissingColumnsError(
             f"{stage}: required input columns {missing} not found (have {sorted(present)})"
         )
-
-
-def error_reason(error: str | None) -> str | None:
-    """The countable reason of an error string (text before the first colon)."""
-    if not error:
-        return None
-    return error.split(":", 1)[0].strip()

@@ -1,6 +1,6 @@
 """``pulse submit``: run a pulse job on a Ray cluster through the Ray Jobs API.
 
-    pulse submit render --config configs/render/bundled.yaml --address http://HEAD:8265 workers=16
+    pulse submit render --config configs/render/demo.yaml --address http://HEAD:8265 workers=16
 
 The checkout is shipped as the job's ``working_dir`` (outputs, caches and ``.git`` left
 out), the entry point is ``python jobs/<job>.py --config … overrides`` (the same

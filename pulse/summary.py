@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pulse.schema import error_reason
+from pulse.errors import error_reason
 
 
 @dataclass

@@ -114,7 +114,7 @@ def llava_next_config_dict(
 ) -> dict[str, Any]:
     """``LlavaNextConfig`` keyword arguments for an original-LLaVA ``config.json``."""
     check_original(original)
-    text = {k: original[k] for k in TEXT_CONFIG_KEYS if k in original}
+    text = {k: original[k] for k in TEXT_CONFIG_KEYS if original.get(k) is not None}
     text.update(model_type="llama", vocab_size=vocab_size, tie_word_embeddings=False)
     return {
         "text_config": text,

@@ -1,6 +1,6 @@
 """Serve LLaVA-NeXT checkpoints behind an OpenAI-compatible Ray Serve endpoint.
 
-``pulse serve --config configs/serve/tiny_cpu.yaml port=8100`` deploys every model in the
+``pulse serve --config configs/serve/cpu.yaml port=8100`` deploys every model in the
 config (transformers engine on CPU/GPU, or ``ray.serve.llm``/vLLM on GPU), prints the base
 URL and serves until Ctrl-C / SIGTERM. ``start(cfg)`` / ``stop(cfg)`` do the same from Python.
 Set ``$PULSE_API_KEY`` (or ``auth.api_key_file``) to require ``Authorization: Bearer <key>``;

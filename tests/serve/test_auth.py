@@ -45,3 +45,27 @@ def test_no_key_means_local_only_unless_overridden():
     with pytest.raises(AuthSetupError, match="without an API key"):
         check_binding("0.0.0.0", [], cfg)
     check_binding("0.0.0.0", [], AuthConfig(allow_unauthenticated_remote=True))
+
+
+@pytest.mark.parametrize("value", ["", "   ", ",", " , ,"])
+def test_a_key_env_var_that_is_set_but_empty_refuses_to_start(monkeypatch, value):
+    monkeypatch.setenv("PULSE_TEST_KEYS", value)
+    with pytest.raises(AuthSetupError, match="holds no API key"):
+        load_api_keys(AuthConfig(api_key_env="PULSE_TEST_KEYS"))
+
+
+def test_an_unset_key_env_var_means_no_key(monkeypatch):
+    monkeypatch.delenv("PULSE_TEST_KEYS", raising=False)
+    assert load_api_keys(AuthConfig(api_key_env="PULSE_TEST_KEYS")) == []
+
+
+def test_a_key_file_without_keys_refuses_to_start(tmp_path):
+    secret = tmp_path / "keys"
+    secret.write_text("# only a comment\n\n   \n")
+    with pytest.raises(AuthSetupError, match="holds no API key"):
+        load_api_keys(AuthConfig(api_key_env=None, api_key_file=str(secret)))
+
+
+def test_an_env_key_that_starts_with_a_hash_is_kept(monkeypatch):
+    monkeypatch.setenv("PULSE_TEST_KEYS", "#sk-hash-key")
+    assert load_api_keys(AuthConfig(api_key_env="PULSE_TEST_KEYS")) == ["#sk-hash-key"]

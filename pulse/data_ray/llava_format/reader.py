@@ -115,11 +115,13 @@ def iter_json_array(chunks: Iterator[str], max_row_chars: int = MAX_ROW_CHARS) -
             yield RawRecord(index, error=f"malformed_row: element {index}: {exc.msg} at char {exc.pos - pos}")
             index += 1
             # Resynchronise at the next object start after the failure point.
-            pos = buffer.find("{", max(exc.pos, pos + 1))
-            while pos < 0 and more():
-                pos = buffer.find("{")
-            if pos < 0:
-                return
+            found = buffer.find("{", max(exc.pos, pos + 1))
+            while found < 0:
+                pos = len(buffer)
+                if not more():
+                    return
+                found = buffer.find("{")
+            pos = found
             continue
         if end >= len(buffer) and not eof:  # a number or literal may continue in the next chunk
             more()

@@ -104,7 +104,7 @@ class RenderStage:
     def render_one(self, record: dict[str, Any]) -> RenderedImage | str:
         """A rendered image, or the ``"<reason>: <detail>"`` error for this record."""
         if record.get("error"):
-            return f"ingest_error: {record['error']}"
+            return f"upstream_error: {record['error']}"
         try:
             return self.renderer.render(record, record_seed(self.params.seed, str(record["record_id"])))
         except RecordError as exc:

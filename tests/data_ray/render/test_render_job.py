@@ -30,7 +30,7 @@ def test_cli_renders_real_records_and_routes_errors(ray_session, render_data, ci
     assert code == 0
     printed = capsys.readouterr().out
     assert "[render] ok=3 errors=4" in printed
-    for reason in ("absurd_amplitude: 1", "empty_signal: 1", "ingest_error: 1", "nan_signal: 1"):
+    for reason in ("absurd_amplitude: 1", "empty_signal: 1", "upstream_error: 1", "nan_signal: 1"):
         assert f"error {reason}" in printed
 
     images = io.read_parquet(str(output_dir / "images"))

@@ -25,7 +25,7 @@ def test_stage_turns_records_into_image_rows_and_error_rows(render_data, tmp_pat
     assert errors["synthetic/nan"].startswith("nan_signal: ")
     assert errors["synthetic/huge"].startswith("absurd_amplitude: ")
     assert errors["synthetic/empty"].startswith("empty_signal: ")
-    assert errors["synthetic/ingest-failed"] == "ingest_error: unreadable_header: bad record line"
+    assert errors["synthetic/ingest-failed"] == "upstream_error: unreadable_header: bad record line"
 
     # Coordinates survive a Parquet round trip as float arrays, and the per-record seed is recorded.
     pq.write_table(out, tmp_path / "images.parquet")

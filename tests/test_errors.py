@@ -1,0 +1,48 @@
+"""The one vocabulary of error reasons: every reason a stage writes is listed in pulse.errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pulse.errors import REASONS, UPSTREAM_ERROR, error_reason, error_text
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pulse"
+# reason literals as the stages write them: a constructor/helper's first string argument, or "reason: …"
+REASON_CALL = re.compile(
+    r"\b(?:SampleError|ReadError|with_error|failed|error|error_text)\(\s*(?:\w+,\s*)?\"([a-z]+(?:_[a-z0-9]+)+)\""
+)
+REASON_PREFIX = re.compile(r"f?\"([a-z]+(?:_[a-z0-9]+)+): ")
+
+
+def reasons_written_by_the_package() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for pattern in (REASON_CALL, REASON_PREFIX):
+            for match in pattern.finditer(text):
+                found.setdefault(match.group(1), set()).add(path.relative_to(PACKAGE).as_posix())
+    return found
+
+
+def test_every_reason_the_stages_write_is_in_the_vocabulary():
+    found = reasons_written_by_the_package()
+    assert {"upstream_error", "render_failed", "missing_image", "engine_error"} <= set(found)
+    unknown = {reason: sorted(where) for reason, where in found.items() if reason not in REASONS}
+    assert not unknown, f"add these to pulse.errors.REASONS (or use an existing reason): {unknown}"
+
+
+def test_a_failed_upstream_row_has_one_name_in_every_stage():
+    found = reasons_written_by_the_package()
+    assert {"data_ray/render/stage.py", "train_ray/data.py"} <= found[UPSTREAM_ERROR]
+    assert "ingest_error" not in found
+
+
+def test_error_text_round_trips_and_refuses_unknown_reasons():
+    assert error_reason(error_text("render_failed", "ValueError: x")) == "render_failed"
+    assert error_text("timeout") == "timeout"
+    assert error_reason(None) is None and error_reason("") is None
+    with pytest.raises(ValueError, match="unknown error reason 'rendr_failed'"):
+        error_text("rendr_failed", "typo")
