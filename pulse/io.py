@@ -10,7 +10,6 @@ variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`
 from __future__ import annotations
 
 import fnmatch
-import io as _stdio
 import os
 import posixpath
 from pathlib import Path
@@ -107,11 +106,6 @@ def write_bytes(path: str | os.PathLike, data: bytes, storage: StorageOptions | 
 
 def write_text(path: str | os.PathLike, text: str, storage: StorageOptions | None = None) -> None:
     write_bytes(path, text.encode("utf-8"), storage)
-
-
-def open_binary(path: str | os.PathLike, storage: StorageOptions | None = None) -> _stdio.BytesIO:
-    """A seekable in-memory file with the object's bytes (for h5py, scipy.io and friends)."""
-    return _stdio.BytesIO(read_bytes(path, storage))
 
 
 def list_files(

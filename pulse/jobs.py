@@ -58,6 +58,11 @@ JOBS: dict[str, Job] = {
             worker_group="gpu-infer",
         ),
         Job(
+            "import-llava",
+            "pulse.data_ray.llava_format.job",
+            "Import LLaVA-format data (ECGInstruct.json, LLaVA JSON/JSONL + tar shards) to instruction Parquet.",
+        ),
+        Job(
             "train",
             "pulse.train_ray.job",
             "Finetune LLaVA-NeXT with Ray Train (DDP / DeepSpeed ZeRO).",

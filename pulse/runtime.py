@@ -1,4 +1,9 @@
-"""Connecting to Ray: an existing cluster when an address is given, else an embedded local one."""
+"""Connecting to Ray: an existing cluster when an address is given, else an embedded local one.
+
+pulse speaks, Ray whispers: unless ``--verbose`` (``PULSE_VERBOSE=1``), Ray's start-up notices,
+worker output and Ray Data's progress blocks are kept out of the terminal (they still go to the
+session's log files under the Ray temp dir); each job prints its own progress and summary.
+"""
 
 from __future__ import annotations
 
@@ -16,21 +21,57 @@ class RayOptions(StrictModel):
     """Logical CPUs of an embedded Ray; above the physical count so Data and Train workers don't starve."""
     temp_dir: str | None = None
     log_to_driver: bool = False
+    """Stream worker stdout/stderr to this terminal (always on with ``--verbose``)."""
+
+
+VERBOSE_ENV = "PULSE_VERBOSE"
+
+
+def set_verbose(verbose: bool) -> None:
+    """``--verbose``: show Ray's own logs; kept in the environment so child processes agree."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    else:
+        os.environ.pop(VERBOSE_ENV, None)
+
+
+def is_verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0", "false")
+
+
+def quiet_ray_data() -> None:
+    """Keep Ray Data's execution notices and progress blocks off the console (not its log file)."""
+    import logging
+
+    from ray.data import DataContext
+
+    verbose = is_verbose()
+    DataContext.get_current().enable_progress_bars = verbose
+    level = logging.INFO if verbose else logging.ERROR
+    for handler in logging.getLogger("ray.data").handlers:
+        if not isinstance(handler, logging.FileHandler) and "File" not in type(handler).__name__:
+            handler.setLevel(level)
 
 
 def init_ray(options: RayOptions | None = None):
     """Start or join Ray once per process; returns the ``ray`` module."""
-    import logging
-
     import ray
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     options = options or RayOptions()
+    verbose = is_verbose()
+    log_to_driver = options.log_to_driver or verbose
+    logging_level = "INFO" if verbose else "ERROR"
+    quiet_ray_data()
     if ray.is_initialized():
         return ray
     address = options.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=options.log_to_driver)
+        ray.init(
+            address=address,
+            log_to_driver=log_to_driver,
+            configure_logging=True,
+            logging_level=logging_level,
+        )
         return ray
     num_cpus = options.num_cpus or max(4, 2 * (os.cpu_count() or 2))
     temp_dir = options.temp_dir or tempfile.mkdtemp(prefix="pulse-ray-", dir="/tmp")
@@ -41,9 +82,9 @@ def init_ray(options: RayOptions | None = None):
         runtime_env={"env_vars": env_vars} if env_vars else None,
         include_dashboard=False,
         _temp_dir=temp_dir,
-        log_to_driver=options.log_to_driver,
+        log_to_driver=log_to_driver,
         configure_logging=True,
-        logging_level="WARNING",
+        logging_level=logging_level,
     )
     # Child processes (Train controller, Serve) must find this cluster, not another one on the host.
     os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address

@@ -43,8 +43,9 @@ def nothing_scored(result: dict, spec: Subset) -> str | None:
         return "no prediction matched a gold item"
     if result.get("error_rows", 0) >= n:
         return f"all {n} predictions are error rows (see the run's errors/ file)"
-    if all(_null(result.get(key)) for key in spec.metric_keys):
-        return f"every metric ({', '.join(spec.metric_keys)}) is null for the {n} predictions"
+    headline = [k for k in spec.metric_keys if k != "hamming_loss"]  # HL alone ranks nothing
+    if all(_null(result.get(key)) for key in headline):
+        return f"{'/'.join(headline)} null for the {n} predictions (gold or answers hold no label)"
     return None
 
 

@@ -16,6 +16,9 @@ postprocess sees; it never stops the job.
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,30 +48,80 @@ Row = dict[str, Any]
 RowFn = Callable[[Row], Row]
 
 
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
+"""The error reason of a prompt (plus ``max_tokens``) longer than the model's context; the
+endpoint answers it with 400 ``context_length_exceeded``, like OpenAI and vLLM."""
+STOPPED_EARLY = frozenset({"timeout", "cancelled"})
+"""Finish reasons of a request that ended before ``stop``/``length``: its deadline passed or
+its caller went away (before prefill, or between tokens)."""
+
+
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat completion to run: OpenAI-style messages plus validated sampling settings."""
+    """One chat completion to run: OpenAI-style messages plus validated sampling settings.
+
+    ``messages`` content is a string or a list of ``text``, ``image_url`` (a ``data:`` URL the
+    engine decodes) and ``image`` parts (placeholders for ``images``, already decoded, in order:
+    the endpoint decodes and checks images before they reach the model). ``deadline`` is a
+    ``time.monotonic()`` value and ``cancel`` an event the caller sets when it goes away; both
+    are checked before prefill and after every token.
+    """
 
     messages: list[dict[str, Any]]
     params: SamplingParams = field(default_factory=SamplingParams)
+    images: tuple[Any, ...] = ()
+    deadline: float = math.inf
+    cancel: threading.Event | None = None
+
+    def stop_reason(self, now: float | None = None) -> str | None:
+        """``cancelled`` or ``timeout`` if this request should not (or no longer) run."""
+        if self.cancel is not None and self.cancel.is_set():
+            return "cancelled"
+        if (time.monotonic() if now is None else now) > self.deadline:
+            return "timeout"
+        return None
 
 
 @dataclass(frozen=True)
 class ChatResult:
-    """What an engine returns for one request: text or an error, plus token counts."""
+    """What an engine returns for one request: text or an error, plus token counts.
+
+    ``finish_reason`` is OpenAI's ``stop``/``length``, or ``timeout``/``cancelled`` (text so far),
+    or ``error`` (``text`` is ``None`` and ``error`` is ``"<reason>: <detail>"``).
+    """
 
     text: str | None
     error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    finish_reason: str | None = None
 
     @property
     def usage(self) -> dict[str, int]:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
 
+    @property
+    def reason(self) -> str | None:
+        """The error's reason code (``context_length_exceeded``, ``template_error``, ...) or ``None``."""
+        return self.error.split(":", 1)[0] if self.error else None
+
     @classmethod
     def failed(cls, reason: str, detail: str) -> ChatResult:
-        return cls(None, f"{reason}: {detail}")
+        return cls(None, f"{reason}: {detail}", finish_reason="error")
+
+    @classmethod
+    def stopped(cls, reason: str) -> ChatResult:
+        """A request that never reached the model: its deadline passed or it was cancelled."""
+        return cls("", None, 0, 0, reason)
+
+
+def truncate_at_stop(text: str, stops: list[str] | None) -> tuple[str, bool]:
+    """``text`` cut before the earliest stop string, and whether one was found.
+
+    The one stop trimming of every engine: generation may overshoot a stop string by a token.
+    """
+    cut = min((i for i in (text.find(s) for s in stops or [] if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
 
 
 def short(text: object, limit: int = 300) -> str:

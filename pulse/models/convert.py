@@ -53,6 +53,7 @@ def fetch_source(source: str, workdir: str, revision: str | None = None, storage
         if not io.is_dir(source, storage):
             raise ConvertError(f"{source}: no such S3 prefix")
         dest = Path(workdir, "source")
+        dest.mkdir(parents=True)
         pafs.copy_files(inner, str(dest), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
         return dest
     if os.path.isdir(source):

@@ -17,7 +17,11 @@ from pathlib import Path
 import torch
 
 from pulse import io
-from pulse.train_ray.loop import DS_TAG, PROBE_FILE, STATE_FILE
+from pulse.train_ray.checkpoint import STATE_FILE
+from pulse.train_ray.strategy import DS_TAG
+
+PROBE_FILE = "probe.pt"
+PROBE_NEW_TOKENS = 8
 
 
 @dataclass
@@ -59,6 +63,40 @@ def model_from_checkpoint(folder: str | Path, dtype: torch.dtype | None = None):
     model = model.to(dtype).eval()
     processor = AutoProcessor.from_pretrained(folder / "processor")
     return model, processor, info
+
+
+def record_probe(state) -> dict[str, torch.Tensor] | None:
+    """Greedy tokens of the trained model on its last training prompt, for the export to reproduce.
+
+    Runs on every ZeRO-3 rank (generation needs every shard), else on rank 0 only.
+    """
+    from pulse.train_ray.collate import IGNORE_INDEX
+
+    batch = state.last_batch
+    if batch is None:
+        return None
+    answer = (batch["labels"][0] != IGNORE_INDEX).nonzero()
+    end = int(answer[0]) if len(answer) else int(batch["attention_mask"][0].sum())
+    inputs = {
+        "input_ids": batch["input_ids"][:1, :end],
+        "attention_mask": batch["attention_mask"][:1, :end],
+        "pixel_values": batch["pixel_values"][:1],
+        "image_sizes": batch["image_sizes"][:1],
+    }
+    zero3 = state.cfg.strategy == "zero3"
+    if not zero3 and state.rank != 0:
+        return None
+    model = state.unwrapped
+    model.eval()
+    with torch.no_grad():
+        output = model.generate(
+            **state.strategy.to_device(state, inputs),
+            max_new_tokens=PROBE_NEW_TOKENS,
+            do_sample=False,
+            synced_gpus=zero3 and state.world_size > 1,
+        )
+    model.train()
+    return {**inputs, "output_ids": output[:, end:].cpu()}
 
 
 def probe_matches(model, folder: str | Path) -> bool | None:

@@ -3,35 +3,30 @@
 Everything arrives through the loop's config dict (the validated ``TrainConfig`` as JSON,
 the processor, the step budget); nothing is captured from module globals. The loop is
 ``setup`` -> ``load_checkpoint`` (always from ``ray.train.get_checkpoint()``) ->
-``train_epoch`` ... -> ``save_checkpoint``. Gradient accumulation works on whole groups of
+``train_epoch`` ... -> ``save_checkpoint``. DDP vs DeepSpeed lives in ``strategy.py``,
+checkpoint files in ``checkpoint.py``, the export probe in ``export.py``, per-step hooks
+(the resume tests' fault injection) in ``callbacks.py``. Gradient accumulation works on whole groups of
 micro-batches, so a resumed run skips exactly the micro-batches already trained in the
 current epoch and the optimizer step counter, LR schedule and loss history continue.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import tempfile
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from pulse.train_ray.callbacks import StepCallback, callbacks_for
+from pulse.train_ray.checkpoint import STATE_FILE, load_checkpoint, print_progress, save_checkpoint
 from pulse.train_ray.config import TrainConfig
 from pulse.train_ray.data import PadCollate
-from pulse.train_ray.deepspeed_config import deepspeed_config
 from pulse.train_ray.model import apply_trainable, freeze_unused, load_model
+from pulse.train_ray.strategy import DDPStrategy, strategy_for
 from pulse.train_ray.tracking import Tracker
 
-DS_TAG = "ckpt"
-STATE_FILE = "train_state.json"
-PROBE_FILE = "probe.pt"
-PROBE_NEW_TOKENS = 8
+__all__ = ["STATE_FILE", "WorkerState", "train_loop_per_worker"]
 
 
 @dataclass
@@ -43,7 +38,7 @@ class WorkerState:
     model: Any  # DDP-wrapped module, or the DeepSpeed engine
     optimizer: Any
     scheduler: Any
-    engine: Any | None
+    strategy: DDPStrategy
     device: torch.device
     bf16: bool
     total_steps: int
@@ -58,6 +53,12 @@ class WorkerState:
     saved_step: int | None = None
     last_batch: dict[str, torch.Tensor] | None = None
     last_report: float | None = None
+    callbacks: list[StepCallback] = field(default_factory=list)
+
+    @property
+    def unwrapped(self):
+        """The bare ``LlavaNextForConditionalGeneration`` under DDP or DeepSpeed."""
+        return getattr(self.model, "module", self.model)
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -92,7 +93,6 @@ def setup(cfg: TrainConfig, processor, total_steps: int) -> WorkerState:
     """Build the model, freeze/unfreeze parts, wrap it for DDP or DeepSpeed, build optimizer + schedule."""
     import ray.train
     import ray.train.torch
-    from transformers import get_scheduler
 
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
@@ -104,34 +104,8 @@ def setup(cfg: TrainConfig, processor, total_steps: int) -> WorkerState:
     freeze_unused(model)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    params = [p for p in model.parameters() if p.requires_grad]
-    warmup = round(cfg.warmup_ratio * total_steps)
-    engine = None
-    if cfg.strategy == "ddp":
-        model = ray.train.torch.prepare_model(model, parallel_strategy="ddp")
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        scheduler = get_scheduler(
-            cfg.schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps
-        )
-    else:
-        import deepspeed
-
-        if cfg.offload_optimizer:
-            from deepspeed.ops.adam import DeepSpeedCPUAdam
-
-            optimizer = DeepSpeedCPUAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, adamw_mode=True)
-        else:
-            optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        scheduler = get_scheduler(
-            cfg.schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps
-        )
-        engine, optimizer, _, scheduler = deepspeed.initialize(
-            model=model.to(device),
-            optimizer=optimizer,
-            lr_scheduler=scheduler,
-            config=deepspeed_config(cfg, bf16),
-        )
-        model = engine
+    strategy = strategy_for(cfg)
+    model, optimizer, scheduler = strategy.wrap(model, cfg, device, bf16, total_steps)
     tracker = Tracker(cfg.tracking, cfg.model_dump(mode="json"), enabled=rank == 0)
     return WorkerState(
         cfg,
@@ -139,52 +113,15 @@ def setup(cfg: TrainConfig, processor, total_steps: int) -> WorkerState:
         model,
         optimizer,
         scheduler,
-        engine,
+        strategy,
         device,
         bf16,
         total_steps,
         rank,
         world_size,
         tracker,
+        callbacks=callbacks_for(cfg),
     )
-
-
-def unwrap(state: WorkerState):
-    """The bare ``LlavaNextForConditionalGeneration`` under DDP or DeepSpeed."""
-    return getattr(state.model, "module", state.model)
-
-
-def _to_device(state: WorkerState, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    moved = {k: v.to(state.device, non_blocking=True) for k, v in batch.items()}
-    if state.engine is not None and state.bf16:
-        moved["pixel_values"] = moved["pixel_values"].to(torch.bfloat16)
-    return moved
-
-
-def _forward_backward(state: WorkerState, batch: dict[str, torch.Tensor], sync: bool) -> float:
-    cfg = state.cfg
-    if state.engine is not None:
-        loss = state.engine(**batch).loss
-        state.engine.backward(loss)
-        state.engine.step()  # DeepSpeed steps the optimizer only at accumulation boundaries
-        return float(loss.detach())
-    no_sync = getattr(state.model, "no_sync", None)
-    autocast = torch.autocast(state.device.type, dtype=torch.bfloat16) if state.bf16 else nullcontext()
-    with nullcontext() if sync or no_sync is None else no_sync(), autocast:
-        loss = state.model(**batch).loss
-        (loss / cfg.grad_accum_steps).backward()
-    return float(loss.detach())
-
-
-def _optimizer_step(state: WorkerState) -> None:
-    if state.engine is not None:
-        return
-    torch.nn.utils.clip_grad_norm_(
-        [p for p in state.model.parameters() if p.requires_grad], state.cfg.max_grad_norm
-    )
-    state.optimizer.step()
-    state.scheduler.step()
-    state.optimizer.zero_grad(set_to_none=True)
 
 
 def optimizer_state_step(state: WorkerState) -> int:
@@ -217,11 +154,11 @@ def train_epoch(state: WorkerState, shard) -> bool:
             continue
         losses, tokens, samples = [], 0, 0
         for i, micro in enumerate(group):
-            micro = _to_device(state, micro)
-            losses.append(_forward_backward(state, micro, sync=i == accum - 1))
+            micro = state.strategy.to_device(state, micro)
+            losses.append(state.strategy.forward_backward(state, micro, sync=i == accum - 1))
             tokens += int(micro["attention_mask"].sum())
             samples += int(micro["input_ids"].shape[0])
-        _optimizer_step(state)
+        state.strategy.optimizer_step(state)
         state.last_batch = group[-1]
         group = []
         state.step += 1
@@ -238,8 +175,9 @@ def train_epoch(state: WorkerState, shard) -> bool:
         elif report_due(time.monotonic(), state.last_report, cfg.report_interval_s):
             ray.train.report(metrics)
             state.last_report = time.monotonic()
-            _print_progress(state, metrics)
-        _maybe_inject_fault(state)
+            print_progress(state, metrics)
+        for callback in state.callbacks:
+            callback.on_step(state)
         if state.step >= state.total_steps:
             return True
     state.epoch += 1
@@ -290,137 +228,6 @@ def _step_metrics(
     }
 
 
-def _maybe_inject_fault(state: WorkerState) -> None:
-    """SIGKILL this worker once per run (``cfg.fault``), after its checkpoint had time to register."""
-    from pulse import io
-
-    fault = state.cfg.fault
-    if not fault or state.resumed_from is not None or state.step != fault.at_step or state.rank != fault.rank:
-        return
-    marker = io.join(state.cfg.run_dir, "fault_injected")
-    if io.exists(marker, state.cfg.storage):  # a restart that found no checkpoint must not loop forever
-        return
-    io.write_text(marker, f"SIGKILL rank {state.rank} after step {state.step}\n", state.cfg.storage)
-    # The controller registers a checkpoint only after polling every worker's report.
-    time.sleep(fault.delay_s)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def save_checkpoint(state: WorkerState, metrics: dict[str, Any], final: bool = False) -> None:
-    """Write a checkpoint from every rank that holds shards and report it with ``metrics``."""
-    import ray.train
-    from ray.train import Checkpoint
-
-    with tempfile.TemporaryDirectory(prefix="pulse-ckpt-") as tmp:
-        writes = state.rank == 0
-        if state.engine is not None:
-            state.engine.save_checkpoint(tmp, tag=DS_TAG)
-            writes = True
-        elif state.rank == 0:
-            torch.save(unwrap(state).state_dict(), Path(tmp, "model.pt"))
-            torch.save(state.optimizer.state_dict(), Path(tmp, "optimizer.pt"))
-            torch.save(state.scheduler.state_dict(), Path(tmp, "scheduler.pt"))
-        probe = _probe(state) if final else None
-        if state.rank == 0:
-            _write_metadata(state, Path(tmp), probe)
-        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp) if writes else None)
-    state.saved_step = state.step
-    state.last_report = time.monotonic()
-    _print_progress(state, metrics)
-
-
 def report_due(now: float, last_report: float | None, interval_s: float) -> bool:
     """Whether a metric-only report may go out now without stalling on Ray Train's collection."""
     return last_report is None or now - last_report >= interval_s
-
-
-def _print_progress(state: WorkerState, metrics: dict[str, Any]) -> None:
-    if state.rank != 0 or "loss" not in metrics:
-        return
-    print(
-        f"[pulse.train] step {state.step}/{state.total_steps} loss {metrics['loss']:.4f} "
-        f"lr {metrics['lr']:.3g} {metrics['samples_per_s']:.2f} samples/s "
-        f"{metrics['tokens_per_s']:.0f} tok/s data_wait {metrics.get('data_wait_s', 0.0):.2f}s",
-        flush=True,
-    )
-
-
-def _write_metadata(state: WorkerState, folder: Path, probe: dict | None) -> None:
-    model = unwrap(state)
-    info = {
-        "step": state.step,
-        "epoch": state.epoch,
-        "batches_in_epoch": state.batches_in_epoch,
-        "world_size": state.world_size,
-        "strategy": state.cfg.strategy,
-        "bf16": state.bf16,
-        "history": state.history,
-        "resumed_from": state.resumed_from,
-    }
-    Path(folder, STATE_FILE).write_text(json.dumps(info))
-    model.config.save_pretrained(folder / "model_config")
-    model.generation_config.save_pretrained(folder / "model_config")
-    state.processor.save_pretrained(folder / "processor")
-    if probe is not None:
-        torch.save(probe, folder / PROBE_FILE)
-
-
-def _probe(state: WorkerState) -> dict[str, torch.Tensor] | None:
-    """Greedy tokens of the trained model on one training prompt, to check the export against."""
-    from pulse.train_ray.collate import IGNORE_INDEX
-
-    batch = state.last_batch
-    if batch is None:
-        return None
-    answer = (batch["labels"][0] != IGNORE_INDEX).nonzero()
-    end = int(answer[0]) if len(answer) else int(batch["attention_mask"][0].sum())
-    inputs = {
-        "input_ids": batch["input_ids"][:1, :end],
-        "attention_mask": batch["attention_mask"][:1, :end],
-        "pixel_values": batch["pixel_values"][:1],
-        "image_sizes": batch["image_sizes"][:1],
-    }
-    zero3 = state.cfg.strategy == "zero3"
-    if not zero3 and state.rank != 0:
-        return None
-    model = unwrap(state)
-    model.eval()
-    with torch.no_grad():
-        output = model.generate(
-            **_to_device(state, inputs),
-            max_new_tokens=PROBE_NEW_TOKENS,
-            do_sample=False,
-            synced_gpus=zero3 and state.world_size > 1,
-        )
-    model.train()
-    return {**inputs, "output_ids": output[:, end:].cpu()}
-
-
-def load_checkpoint(state: WorkerState, checkpoint) -> None:
-    """Restore weights, optimizer, schedule, counters and loss history from a Ray checkpoint."""
-    with checkpoint.as_directory() as folder:
-        info = json.loads(Path(folder, STATE_FILE).read_text())
-        if state.engine is not None:
-            if info["world_size"] != state.world_size:
-                raise RuntimeError(
-                    f"checkpoint was written by {info['world_size']} ZeRO ranks, this run has "
-                    f"{state.world_size}; resume with num_workers={info['world_size']}"
-                )
-            state.engine.load_checkpoint(
-                folder, tag=DS_TAG, load_optimizer_states=True, load_lr_scheduler_states=True
-            )
-        else:
-            unwrap(state).load_state_dict(torch.load(Path(folder, "model.pt"), map_location=state.device))
-            state.optimizer.load_state_dict(
-                torch.load(Path(folder, "optimizer.pt"), map_location=state.device)
-            )
-            state.scheduler.load_state_dict(torch.load(Path(folder, "scheduler.pt")))
-    state.step = info["step"]
-    state.epoch = info["epoch"]
-    state.batches_in_epoch = info["batches_in_epoch"]
-    state.history = info["history"]
-    state.resumed_from = state.step
-    state.saved_step = state.step
-    print(
-        f"[pulse.train] rank {state.rank}: resumed from step {state.step} (epoch {state.epoch})", flush=True
-    )

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from pulse import io
+from pulse.schema import IMAGE_SCHEMA, RECORD_SCHEMA
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "ecgbench_fixtures"
 
@@ -18,6 +19,7 @@ TURN = pa.struct([("from", pa.string()), ("value", pa.string())])
 QA_TURN = pa.struct([("from", pa.string()), ("value", pa.list_(pa.string()))])
 ARENA_TURN = pa.struct([("question", pa.string()), ("answer", pa.string())])
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+MANY = [f"L{i:02d}" for i in range(12)]  # > 9 labels: own items become MCQ
 
 
 def png_bytes(color: int = 200) -> bytes:
@@ -99,6 +101,41 @@ def arena_rows() -> list[dict]:
             ],
         }
     ]
+
+
+def own_record(
+    record_id: str, dataset: str, split: str, labels_std=(), superclasses=(), error=None
+) -> dict:
+    """A RECORD_SCHEMA row with only what ``own_items`` reads."""
+    row = {name: None for name in RECORD_SCHEMA.names}
+    row.update(
+        record_id=record_id,
+        dataset=dataset,
+        split=split,
+        lead_names=[],
+        signal=[],
+        labels=list(labels_std),
+        labels_std=list(labels_std),
+        superclasses=list(superclasses),
+        error=error,
+    )
+    return row
+
+
+def write_own_inputs(tmp_path, records: list[dict], with_image: set[str]) -> tuple[str, str]:
+    """Ingest-like and render-like Parquet folders; returns ``(records_dir, images_dir)``."""
+    records_dir, images_dir = str(tmp_path / "ingest"), str(tmp_path / "render")
+    io.write_parquet(
+        pa.Table.from_pylist(records, schema=RECORD_SCHEMA), io.join(records_dir, "records", "a.parquet")
+    )
+    images = [
+        {"record_id": r, "image": b"\x89PNG-" + r.encode(), "image_format": "png", "leads": [], "error": None}
+        for r in sorted(with_image)
+    ]
+    io.write_parquet(
+        pa.Table.from_pylist(images, schema=IMAGE_SCHEMA), io.join(images_dir, "images", "a.parquet")
+    )
+    return records_dir, images_dir
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pulse import io
-from pulse.ecgbench.load import SubsetSizeError, item_image_bytes, load_subset
+from pulse.ecgbench.load import SubsetMismatchError, SubsetSizeError, item_image_bytes, load_subset
 from tests.ecgbench.conftest import FIXTURES, arena_rows, ecgqa_rows, fixture_rows, png_bytes, write_hf_subset
 
 
@@ -73,3 +73,26 @@ def test_both_layouts_from_s3(s3_bucket):
 def test_missing_subset_names_the_layouts(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"mmmu-ecg: no mmmu-ecg/test-00000-of-00001\.parquet"):
         load_subset(str(tmp_path), "mmmu-ecg")
+
+
+def test_not_found_names_the_download_command(tmp_path):
+    root = str(tmp_path / "data" / "ECGBench")
+    with pytest.raises(FileNotFoundError) as info:
+        load_subset(root, "ptb-test")
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"pulse ecgbench download --local-dir {root}" in message
+    assert f"hf download PULSE-ECG/ECGBench --repo-type dataset --local-dir {root}" in message
+    with pytest.raises(FileNotFoundError, match=r"own-ptbxl: .*`pulse ecgbench items --out "):
+        load_subset(root, "own-ptbxl")
+
+
+def test_items_of_another_subset_are_refused(tmp_path):
+    rows = [{**row, "subset": "own-ptbxl"} for row in fixture_rows("cpsc_test_sample.json")]
+    path = tmp_path / "cpsc-test.json"
+    path.write_text(json.dumps(rows))
+    with pytest.raises(SubsetMismatchError, match=r"2 of 2 items are of subset own-ptbxl, not cpsc-test"):
+        load_subset(str(tmp_path), "cpsc-test", allow_partial=True)
+    rows[1]["subset"] = "cpsc-test"  # rows that name the asked subset (or none) are fine
+    path.write_text(json.dumps(rows[1:]))
+    assert len(load_subset(str(path), "cpsc-test", allow_partial=True)) == 1

@@ -138,3 +138,79 @@ def test_mcq_layout_from_hf(tmp_path):
     items = load_subset(str(tmp_path), "g12-test-no-cot", allow_partial=True)
     out = score_items("g12-test-no-cot", items, [{"id": "g12-0", "text": "B"}, {"id": "g12-1", "text": "H"}])
     assert out["accuracy"] == pytest.approx(100.0)
+
+
+def _bench_with_cpsc(tmp_path) -> str:
+    bench = str(tmp_path / "bench")
+    write_hf_subset(bench, "cpsc-test", fixture_rows("cpsc_test_sample.json"))
+    return bench
+
+
+def test_cli_score_exits_non_zero_when_nothing_was_scored(tmp_path, capsys):
+    argv = [
+        "ecgbench",
+        "score",
+        "--subset",
+        "cpsc-test",
+        "--gold",
+        _bench_with_cpsc(tmp_path),
+        "--allow-partial",
+    ]
+    errors = _write_jsonl(
+        tmp_path / "errors.jsonl",
+        [
+            {"question_id": i, "text": "", "metadata": {"error": "http_500: x"}}
+            for i in ("cpsc-A6504", "cpsc-A5802")
+        ],
+    )
+    assert pulse_main([*argv, "--predictions", errors]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n"] == 2  # the numbers are still printed
+    assert (
+        captured.err
+        == "pulse ecgbench score: nothing scored: cpsc-test: all 2 predictions are error rows (see the run's errors/ file)\n"
+    )
+
+    unknown = _write_jsonl(tmp_path / "unknown.jsonl", [{"question_id": "other", "text": "NORM"}])
+    assert pulse_main([*argv, "--predictions", unknown]) == 2
+    assert "nothing scored: cpsc-test: no prediction matched a gold item" in capsys.readouterr().err
+
+    # gold answers without any label of the label space: the binarizer has no class, all metrics null
+    rows = fixture_rows("cpsc_test_sample.json")
+    for row in rows:
+        row["conversations"][1]["value"] = "normal"
+    (tmp_path / "nolabel").mkdir()
+    (tmp_path / "nolabel" / "cpsc-test.json").write_text(json.dumps(rows))
+    preds = _write_jsonl(tmp_path / "p.jsonl", [{"question_id": r["id"], "text": "NORM"} for r in rows])
+    argv[5] = str(tmp_path / "nolabel")
+    assert pulse_main([*argv, "--predictions", preds]) == 2
+    assert "auc/f1 null for the 2 predictions" in capsys.readouterr().err
+
+
+def test_cli_score_output_dir_holds_results_table_and_answers(tmp_path, capsys):
+    preds = _write_jsonl(
+        tmp_path / "preds.jsonl",
+        [
+            {"question_id": "cpsc-A6504", "text": "NORM", "model_id": "my-model"},
+            {"question_id": "cpsc-A5802", "text": "AF; STD", "model_id": "my-model"},
+        ],
+    )
+    out = tmp_path / "results"
+    argv = ["ecgbench", "score", "--subset", "cpsc-test", "--gold", _bench_with_cpsc(tmp_path)]
+    assert pulse_main([*argv, "--predictions", preds, "--allow-partial", "--output-dir", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["mode"] == "paper" and saved["sources"]["predictions"] == preds
+    assert [(r["model"], r["mode"]) for r in saved["results"]] == [
+        ("my-model", "paper"),
+        ("my-model", "strict"),
+    ]
+    assert saved["results"][0] == {"model": "my-model", **printed}
+    assert (out / "results.csv").read_text().splitlines()[0].startswith("model,subset,n,auc,f1,hamming_loss")
+    table = (out / "results.md").read_text()
+    assert "| PULSE-7B (published) |" in table and "| my-model | – | 33.3 | 50.0 |" in table
+    answers = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+    assert [(a["question_id"], a["gold"], a["extracted"], a["correct"]) for a in answers] == [
+        ("cpsc-A6504", "NORM", ["NORM"], True),
+        ("cpsc-A5802", "NORM", ["AF", "STD"], False),
+    ]

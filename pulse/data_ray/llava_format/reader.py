@@ -165,9 +165,12 @@ def iter_records(
     fs, inner = io.filesystem(path, storage)
     with fs.open_input_stream(inner) as stream:
         chunks = _text_chunks(stream, chunk_chars)
-        first = next(chunks, "")
-        while first and not first.strip():
-            first = next(chunks, "")
+        first = ""
+        while not first.lstrip("\ufeff" + _WHITESPACE):
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            first += chunk
         stream_chunks = _chain(first, chunks)
         if first.lstrip("\ufeff" + _WHITESPACE).startswith("["):
             yield from iter_json_array(stream_chunks)

@@ -68,7 +68,7 @@ def test_demo_build_counts_errors_by_reason_and_writes_stats(demo_build):
     table = (demo_build / "stats" / "table.md").read_text()
     assert "| cpsc2018 | Morphology and Pathology Identification | Multi-choice QA |" in table
     assert f"| All | Total |  | {summary['rows_ok']:,} |" in table
-    assert (demo_build / "stats" / "judge_hist.png").read_bytes().startswith(b"\x89PNG")
+    assert not (demo_build / "stats" / "judge_hist.png").exists()  # no judge, no empty plot
     info = json.loads((demo_build / "run_info.json").read_text())
     assert info["job"] == "build" and info["config"]["write"]["shuffle"] == "sort"
 
@@ -77,9 +77,10 @@ def test_rerun_resumes_and_rewrites_only_the_unfinished_shard(demo_build, build_
     out = tmp_path / "out"
     shutil.copytree(demo_build, out)
     before = {p: p.stat().st_mtime_ns for p in out.glob("parquet/split=*/*.parquet")}
-    # Simulate a build interrupted before shard 2 finished: its marker and outputs are gone.
+    # Simulate a build interrupted before shard 2 finished: its marker and outputs are gone, and
+    # the build never recorded that it finished.
     victim = "shard-00002"
-    for path in [*out.glob(f"**/{victim}.*")]:
+    for path in [*out.glob(f"**/{victim}.*"), out / "_progress" / "done.json"]:
         path.unlink()
     cfg = load_config(BuildConfig, CONFIG, overrides(build_inputs, str(out)))
     summary = run(cfg)
@@ -91,6 +92,50 @@ def test_rerun_resumes_and_rewrites_only_the_unfinished_shard(demo_build, build_
         if victim not in path.name:
             assert path.stat().st_mtime_ns == mtime, f"{path} was rewritten"
     assert list(out.glob(f"parquet/split=*/{victim}.parquet"))
+
+
+def test_rerun_with_a_changed_config_is_refused_in_one_line(demo_build, build_inputs, capsys):
+    before = (demo_build / "config.yaml").read_text()
+    code = pulse_main(
+        [
+            "build",
+            "--config",
+            CONFIG,
+            *overrides(build_inputs, str(demo_build), "templates.mcq_options=4", "include_ecgqa=false"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"pulse build: {demo_build} holds a build run with a different config (")
+    assert "include_ecgqa true -> false" in err and "templates.mcq_options 8 -> 4" in err
+    assert err.rstrip().endswith("use a new output_dir, or overwrite=true to rebuild it from scratch")
+    assert (demo_build / "config.yaml").read_text() == before
+
+
+def test_rerun_of_a_finished_build_has_nothing_to_do(demo_build, build_inputs, capsys):
+    stamps = {p: p.stat().st_mtime_ns for p in demo_build.rglob("*") if p.is_file()}
+    cfg = load_config(BuildConfig, CONFIG, overrides(build_inputs, str(demo_build), "write.shuffle=hash"))
+    summary = run(cfg)
+    assert capsys.readouterr().out.startswith(f"[build] nothing to do: {demo_build} already holds")
+    original = json.loads((demo_build / "stats" / "summary.json").read_text())
+    assert summary.rows_ok == original["rows_ok"] and summary.errors_by_reason == original["errors_by_reason"]
+    assert {p: p.stat().st_mtime_ns for p in demo_build.rglob("*") if p.is_file()} == stamps
+
+
+def test_overwrite_rebuilds_from_scratch(demo_build, build_inputs, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(demo_build, out)
+    extra = ("templates.mcq_options=4", "include_ecgqa=false", "write.num_shards=2", "overwrite=true")
+    summary = run(load_config(BuildConfig, CONFIG, overrides(build_inputs, str(out), *extra)))
+    assert summary.extra["shards_skipped_resume"] == [] and summary.rows_ok > 0
+    shards = sorted(p.name for p in out.glob("parquet/split=train/*.parquet"))
+    assert shards == ["shard-00000.parquet", "shard-00001.parquet"]  # shards 2 and 3 of the old run are gone
+    rows = [r for p in out.glob("parquet/split=*/*.parquet") for r in pq.read_table(p).to_pylist()]
+    assert "ecgqa" not in {r["source"] for r in rows}
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["config"]["templates"]["mcq_options"] == 4 and info["config"]["include_ecgqa"] is False
+    recorded = json.loads((out / "_progress" / "fingerprint.json").read_text())
+    assert recorded["config"]["templates.mcq_options"] == 4
 
 
 def test_build_writes_to_s3(ray_session, build_inputs, s3_bucket):
