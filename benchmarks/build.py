@@ -229,7 +229,8 @@ def ecg_like_png() -> str:
 
 def start_pulse_endpoint(port: int) -> tuple[str, object]:
     """pulse's own Serve app over a tiny random LLaVA-NeXT (the model under test is the client)."""
-    from pulse.models.tiny_llava import build_tiny_llava, save_pretrained_dir
+    from pulse.models.loader import save_pretrained_dir
+    from pulse.models.tiny_llava import build_tiny_llava
     from pulse.serve.config import ServeConfig
     from pulse.serve.job import start
 

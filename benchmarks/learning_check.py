@@ -23,7 +23,8 @@ import torch
 from pulse.config import load_config
 from pulse.ecgbench.extract import labels_in_text
 from pulse.ecgbench.metrics import accuracy
-from pulse.models.tiny_llava import LlavaBuildConfig, build_tiny_llava, load_pretrained_dir
+from pulse.models.loader import load_pretrained_dir
+from pulse.models.tiny_llava import LlavaBuildConfig, build_tiny_llava
 from pulse.train_ray.collate import to_messages
 from pulse.train_ray.config import TrainConfig
 from pulse.train_ray.job import run

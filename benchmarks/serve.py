@@ -141,7 +141,8 @@ def direct_engine(checkpoint: str, args) -> dict:
 def build_checkpoint(size: str) -> str:
     """A random LLaVA-NeXT in HF format: the test-size one, a ~20M "small" one whose decode step
     costs real CPU time (so batching shows on CPU), or ~1B parameters for GPU numbers."""
-    from pulse.models.tiny_llava import LlavaBuildConfig, build_tiny_llava, save_pretrained_dir
+    from pulse.models.loader import save_pretrained_dir
+    from pulse.models.tiny_llava import LlavaBuildConfig, build_tiny_llava
 
     cfg = LlavaBuildConfig()
     if size == "small":

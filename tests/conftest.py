@@ -104,7 +104,8 @@ def s3_bucket(s3_server):
 @pytest.fixture(scope="session")
 def tiny_llava_dir(tmp_path_factory) -> Path:
     """A tiny random LLaVA-NeXT saved in Hugging Face format (model + processor + chat template)."""
-    from pulse.models.tiny_llava import build_tiny_llava, save_pretrained_dir
+    from pulse.models.loader import save_pretrained_dir
+    from pulse.models.tiny_llava import build_tiny_llava
 
     model, processor = build_tiny_llava()
     return save_pretrained_dir(model, processor, tmp_path_factory.mktemp("tiny-llava"))

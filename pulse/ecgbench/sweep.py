@@ -23,6 +23,7 @@ from pulse.ecgbench.results import csv_text, jsonable
 from pulse.ecgbench.runner import EndpointConfig, run_items
 from pulse.ecgbench.score import read_predictions, score_items
 from pulse.ecgbench.subsets import SUBSETS
+from pulse.runtime import RayOptions
 
 
 class SweepConfig(StrictModel):
@@ -45,6 +46,8 @@ class SweepConfig(StrictModel):
     reference_models: list[str] = Field(default_factory=lambda: list(report.REFERENCE_MODELS))
     plots: bool = True
     storage: io.StorageOptions = Field(default_factory=io.StorageOptions)
+    ray: RayOptions = Field(default_factory=RayOptions)
+    """Ray to join (``address``, logical CPUs of an embedded Ray), as every Ray job has."""
 
     @field_validator("subsets")
     @classmethod
@@ -94,7 +97,7 @@ def run(cfg: SweepConfig) -> dict:
     """Run the sweep; returns ``{"results": [...], "outputs": {...}}``."""
     from pulse.runtime import init_ray
 
-    init_ray()
+    init_ray(cfg.ray)
     write_run_info(cfg, cfg.output_dir, "ecgbench-sweep", cfg.storage)
     results: list[dict] = []
     for subset in cfg.subsets:

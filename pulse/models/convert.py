@@ -81,7 +81,9 @@ def weight_files(folder: Path) -> list[Path]:
     for single in ("model.safetensors", "pytorch_model.bin"):
         if (folder / single).exists():
             return [folder / single]
-    raise ConvertError(f"{folder}: no weights (model.safetensors[.index.json] or pytorch_model.bin[.index.json])")
+    raise ConvertError(
+        f"{folder}: no weights (model.safetensors[.index.json] or pytorch_model.bin[.index.json])"
+    )
 
 
 def read_weights(files: list[Path]) -> dict[str, Any]:
@@ -119,7 +121,9 @@ def resolve_vision_tower(
     elif name in KNOWN_VISION_TOWERS:
         vision = dict(KNOWN_VISION_TOWERS[name])
     else:
-        raise ConvertError(f"no config for vision tower {name!r}: pass --vision-tower FOLDER with its config.json")
+        raise ConvertError(
+            f"no config for vision tower {name!r}: pass --vision-tower FOLDER with its config.json"
+        )
     tower_weights = {} if inside else read_weights(weight_files(folder))
     return vision, tower_weights
 
@@ -130,10 +134,16 @@ def load_tokenizer(folder: Path):
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
     except (ImportError, ValueError, OSError) as exc:
-        hint = " (tokenizer.model needs `pip install sentencepiece`)" if (folder / "tokenizer.model").exists() else ""
+        hint = (
+            " (tokenizer.model needs `pip install sentencepiece`)"
+            if (folder / "tokenizer.model").exists()
+            else ""
+        )
         raise ConvertError(f"cannot load the tokenizer in {folder}{hint}: {exc}") from exc
     if "<image>" in tokenizer.get_vocab():
-        raise ConvertError("the tokenizer already has an <image> token; this is not an original-LLaVA checkpoint")
+        raise ConvertError(
+            "the tokenizer already has an <image> token; this is not an original-LLaVA checkpoint"
+        )
     tokenizer.add_tokens([AddedToken("<image>", special=True, normalized=False)], special_tokens=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token  # LLaVA v1 trained with pad = unk
@@ -261,7 +271,9 @@ def _generation_config(generation_config_class, folder: Path, tokenizer, image_t
     if (folder / "generation_config.json").exists():
         generation = generation_config_class.from_pretrained(str(folder))
     else:
-        generation = generation_config_class(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+        generation = generation_config_class(
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+        )
     generation.pad_token_id = tokenizer.pad_token_id
     # The appended <image> row must never be generated: original LLaVA's vocabulary has no such token.
     generation.suppress_tokens = sorted(set(generation.suppress_tokens or []) | {image_token_index})
@@ -283,9 +295,15 @@ def _publish(staged: Path, output: str, storage) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = __doc__
-    parser.add_argument("source", help="original-LLaVA folder, s3:// prefix or hub id (e.g. PULSE-ECG/PULSE-7B)")
-    parser.add_argument("output", help="output folder (local or s3://) for the Hugging Face LLaVA-NeXT checkpoint")
-    parser.add_argument("--vision-tower", help="CLIP folder or hub id, when the tower is not inside the weights")
+    parser.add_argument(
+        "source", help="original-LLaVA folder, s3:// prefix or hub id (e.g. PULSE-ECG/PULSE-7B)"
+    )
+    parser.add_argument(
+        "output", help="output folder (local or s3://) for the Hugging Face LLaVA-NeXT checkpoint"
+    )
+    parser.add_argument(
+        "--vision-tower", help="CLIP folder or hub id, when the tower is not inside the weights"
+    )
     parser.add_argument("--name", help="identity recorded in config.json (default: known id or folder name)")
     parser.add_argument("--revision", help="hub revision (branch, tag or commit)")
 

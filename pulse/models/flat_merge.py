@@ -30,7 +30,9 @@ FLAT_ARCHITECTURE = "PulseFlatLlavaNextForConditionalGeneration"
 class PulseFlatLlavaNextModel(LlavaNextModel):
     """``LlavaNextModel`` whose image features are the crops flattened in order (no unpad, no newline)."""
 
-    def pack_image_features(self, image_features, image_sizes, vision_feature_select_strategy, image_newline=None):
+    def pack_image_features(
+        self, image_features, image_sizes, vision_feature_select_strategy, image_newline=None
+    ):
         # image_features: per image (1 + N crops, tokens_per_crop, dim), base crop first, grid in row order
         packed = [feature.flatten(0, 1) for feature in image_features]
         lens = torch.tensor([p.shape[0] for p in packed], dtype=torch.long, device=packed[0].device)
@@ -75,7 +77,9 @@ class PulseFlatLlavaNextProcessor(LlavaNextProcessor):
         return out
 
 
-def flat_image_token_count(image_size: tuple[int, int], pinpoints: list[list[int]], crop: int, patch: int) -> int:
+def flat_image_token_count(
+    image_size: tuple[int, int], pinpoints: list[list[int]], crop: int, patch: int
+) -> int:
     """Image tokens of one ``(height, width)`` image under flat merge: ``(1 + N) * (crop/patch)**2``."""
     best_height, best_width = select_best_resolution(list(image_size), pinpoints)
     return (1 + (best_height // crop) * (best_width // crop)) * (crop // patch) ** 2
@@ -121,9 +125,7 @@ def check_merge(model: Any, processor: Any = None, wanted: str | None = None) ->
 
 def load_llava_next(path: str, dtype: Any = None, **kwargs: Any) -> tuple[Any, Any]:
     """(model, processor) from a HF LLaVA-NeXT folder or hub id, with the classes its merge needs."""
-    from transformers import AutoConfig
-
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     config = AutoConfig.from_pretrained(str(path))
     if dtype is not None:
@@ -135,3 +137,22 @@ def load_llava_next(path: str, dtype: Any = None, **kwargs: Any) -> tuple[Any, A
     model = model_class_for(config).from_pretrained(str(path), **kwargs)
     check_merge(model, processor)
     return model.eval(), processor
+
+
+def flat_variant(model: Any, processor: Any) -> tuple[Any, Any]:
+    """The flat-merge twin of a from-config (model, processor): same weights, flat classes and config."""
+    config = model.config
+    setattr(config, PATCH_MERGE_FIELD, "flat")
+    config.architectures = [FLAT_ARCHITECTURE]
+    flat_model = PulseFlatLlavaNextForConditionalGeneration(config).to(model.dtype)
+    flat_model.load_state_dict(model.state_dict())
+    flat_model.generation_config = model.generation_config
+    flat_processor = PulseFlatLlavaNextProcessor(
+        image_processor=processor.image_processor,
+        tokenizer=processor.tokenizer,
+        patch_size=processor.patch_size,
+        vision_feature_select_strategy=processor.vision_feature_select_strategy,
+        num_additional_image_tokens=processor.num_additional_image_tokens,
+        chat_template=processor.chat_template,
+    )
+    return flat_model, flat_processor

@@ -3,14 +3,13 @@
 Tests and the demo build a tiny random-initialised model with an offline BPE tokenizer
 trained on ECG vocabulary; a GPU benchmark builds a real-size one from the same
 function. Architecture values come from ``LlavaBuildConfig`` only; nothing is guessed
-from a name. ``save_pretrained_dir`` writes a Hugging Face folder (safetensors +
-processor + chat template) that ``AutoProcessor`` / ``AutoModelForImageTextToText`` load.
+from a name. Saving and loading folders is ``pulse.models.loader``'s job; this module only
+builds test/demo models (also ``build_tiny_random_lm``, the text-only ``tiny-random`` engine).
 """
 
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 from pydantic import Field
 
@@ -326,17 +325,23 @@ def build_tiny_llava(cfg: LlavaBuildConfig | None = None):
     return model, processor
 
 
-def save_pretrained_dir(model, processor, path: str | Path) -> Path:
-    """Save model (safetensors) + processor + chat template as a Hugging Face folder."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
-    processor.save_pretrained(path)
-    return path
+def build_tiny_random_lm(seed: int = 0):
+    """(tokenizer, model): a seeded 2-layer random Llama with the offline BPE tokenizer (``tiny-random``)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-
-def load_pretrained_dir(path: str | Path, dtype=None):
-    """(model, processor) from a Hugging Face folder or hub id (pulse export or ``llava-hf/...``)."""
-    from pulse.models.flat_merge import load_llava_next  # picks the classes the checkpoint's merge needs
-
-    return load_llava_next(str(path), dtype=dtype)
+    tokenizer = build_tokenizer(2048)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return tokenizer, LlamaForCausalLM(config).eval()

@@ -18,7 +18,7 @@ import weakref
 from importlib import resources
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from ray import serve
@@ -39,32 +39,12 @@ from pulse.serve.protocol import (
 
 logger = logging.getLogger("ray.serve")
 STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
-PUBLIC_PATHS = {"/", "/health"}
 GET = ["GET", "HEAD"]
 HEADROOM_REQUESTS = 16  # ingress slots beyond admission_limit, for /health, /v1/models and the page
 
 
-def _public(request: Request) -> bool:
-    path, root = request.url.path, request.scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :] or "/"
-    return path in PUBLIC_PATHS or path.startswith("/static/")
-
-
-async def require_key(request: Request) -> None:
-    """Every route but the public ones needs a valid key (the checker is set by the ingress)."""
-    checker: KeyChecker | None = getattr(request.app.state, "keys", None)
-    if _public(request):
-        return
-    header = request.headers.get("authorization")
-    reason = "Endpoint is not initialised" if checker is None else checker.check(header)
-    if reason:
-        raise APIError(401, reason, err_type="authentication_error", code="invalid_api_key")
-
-
-fastapi_app = FastAPI(
-    title="pulse", docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(require_key)]
-)
+fastapi_app = FastAPI(title="pulse", docs_url=None, redoc_url=None, openapi_url=None)
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def error_response(err: APIError, retry_after_s: float | None = None) -> JSONResponse:
@@ -81,11 +61,6 @@ async def _api_error(request: Request, exc: APIError) -> JSONResponse:
 
 @fastapi_app.exception_handler(StarletteHTTPException)
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    # An unknown route or method reveals nothing without a key.
-    try:
-        await require_key(request)
-    except APIError as err:
-        return error_response(err)
     return error_response(APIError(exc.status_code, str(exc.detail), err_type="invalid_request_error"))
 
 
@@ -187,6 +162,12 @@ def admission_limit(cfg: ServeConfig) -> int:
     return per_model * len(cfg.models)
 
 
+def _loop_time(monotonic_deadline: float) -> float:
+    """A ``time.monotonic()`` deadline on the running event loop's clock."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + (monotonic_deadline - time.monotonic())
+
+
 class _Slot:
     """One admitted chat request; released exactly once (a stream that never starts: on collection)."""
 
@@ -208,12 +189,16 @@ class OpenAIIngress:
         self.cfg = ServeConfig.model_validate(config)
         self.models = models
         self.keys = KeyChecker.from_digests(key_digests)
-        fastapi_app.state.keys = self.keys
         self.created = int(time.time())
         self.metrics = _Metrics()
         self.inflight = 0
         self.max_inflight = admission_limit(self.cfg)
         self._health: tuple[float, int, dict] = (0.0, 503, {})
+
+    def _authorize(self, request: Request) -> None:
+        reason = self.keys.check(request.headers.get("authorization"))
+        if reason:
+            raise APIError(401, reason, err_type="authentication_error", code="invalid_api_key")
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self.cfg.limits.max_body_bytes
@@ -256,16 +241,19 @@ class OpenAIIngress:
         return 503, {"status": "unavailable", "models": states}
 
     @fastapi_app.api_route("/v1/models", methods=GET)
-    async def list_models(self) -> JSONResponse:
+    async def list_models(self, request: Request) -> JSONResponse:
+        self._authorize(request)
         return JSONResponse(models_body(list(self.models), self.created))
 
     @fastapi_app.api_route("/openapi.json", methods=GET)
-    async def openapi(self) -> JSONResponse:
+    async def openapi(self, request: Request) -> JSONResponse:
+        self._authorize(request)
         return JSONResponse(fastapi_app.openapi())
 
     @fastapi_app.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> Response:
         start = time.monotonic()
+        self._authorize(request)
         if self.inflight >= self.max_inflight:
             return self._busy()
         slot = _Slot(self)
@@ -417,8 +405,11 @@ class OpenAIIngress:
             return error_response(APIError(404, f"No such file: {name[:100]}"))
         return Response(_static_text(name), media_type=STATIC_FILES[name])
 
-
-def _loop_time(monotonic_deadline: float) -> float:
-    """A ``time.monotonic()`` deadline on the running event loop's clock."""
-    loop = asyncio.get_running_loop()
-    return loop.time() + (monotonic_deadline - time.monotonic())
+    # Last, so every real route matches first: unknown paths and methods reveal nothing without a key.
+    @fastapi_app.api_route("/{path:path}", methods=ALL_METHODS, include_in_schema=False)
+    async def not_found(self, request: Request, path: str) -> Response:
+        self._authorize(request)
+        known = {getattr(r, "path", None) for r in fastapi_app.routes} - {"/{path:path}"}
+        if "/" + path in known:
+            return error_response(APIError(405, f"Method {request.method} not allowed on /{path[:100]}"))
+        return error_response(APIError(404, f"No such route: /{path[:100]}"))

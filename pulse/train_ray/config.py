@@ -18,11 +18,38 @@ from pulse.models.tiny_llava import LlavaBuildConfig
 from pulse.runtime import RayOptions
 
 
+class MixtureSource(StrictModel):
+    """One instruction source of a training mixture."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str
+    """Instruction Parquet (folder or file), or, with ``format: llava``, a LLaVA JSON/JSONL file."""
+    weight: float = Field(1.0, gt=0)
+    """Share of the mixture: source rows per epoch = ``mixture_size * weight / sum(weights)``
+    (a small source is repeated, a large one subsampled with the mixture seed)."""
+    format: Literal["parquet", "llava"] = "parquet"
+    images: str | list[str] | None = None
+    """``format: llava`` only: the image folder, a folder of ``.tar``/``.tar.gz`` shards, or shard paths.
+    The file is imported once to ``<run>/imported/<name>/`` (``pulse import-llava``) and reused."""
+
+    @model_validator(mode="after")
+    def _images(self) -> MixtureSource:
+        if (self.format == "llava") != (self.images is not None):
+            raise ValueError(f"source {self.name}: images is required with format=llava and only then")
+        return self
+
+
 class DataConfig(StrictModel):
     """Where the instruction Parquet is and how rows become training samples."""
 
-    train_path: str
+    train_path: str | None = None
     """An instruction Parquet folder or file (``<build_out>/parquet/split=train/``), local or ``s3://``."""
+    sources: list[MixtureSource] = Field(default_factory=list)
+    """A weighted mixture instead of ``train_path`` (e.g. ECGInstruct + ``pulse build`` output + own
+    LLaVA JSON). The resolved mixture is written to ``<run>/mixture.json``; a resumed run reuses it."""
+    mixture_size: int | None = Field(None, ge=1)
+    """Rows per epoch of the mixture; default the sum of the sources' rows."""
+    mixture_seed: int = 0
     image_root: str | None = None
     """Folder that ``image_path`` is relative to, for rows without inline ``image`` bytes."""
     truncation: Literal["truncate", "drop"] = "truncate"
@@ -36,6 +63,15 @@ class DataConfig(StrictModel):
     preprocess_batch_size: int = 16
     preprocess_cpus: float = 0.5
 
+    @model_validator(mode="after")
+    def _one_input(self) -> DataConfig:
+        if (self.train_path is None) == (not self.sources):
+            raise ValueError("set exactly one of data.train_path or data.sources")
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"data.sources names must be unique, got {names}")
+        return self
+
 
 class ModelConfig(StrictModel):
     """A model built from a config (tests, benchmarks) or loaded from a Hugging Face checkpoint."""
@@ -47,21 +83,25 @@ class ModelConfig(StrictModel):
     """Architecture values the run relies on (``image_grid_pinpoints``, ``vision_feature_layer``,
     ``vision_feature_select_strategy``, ``image_token_index``...). They are checked against the
     checkpoint's own config; a conflicting value is an error, never an override."""
-    patch_merge: Literal["spatial_unpad", "flat"] = "spatial_unpad"
-    """How anyres tile features are merged. Hugging Face LlavaNext (and vLLM) implement only
-    ``spatial_unpad`` + ``image_newline``; original-LLaVA ``flat`` (PULSE's probable setting)
-    is rejected with an explicit error rather than silently trained as something else."""
+    patch_merge: Literal["spatial_unpad", "flat"] | None = None
+    """How anyres tile features are merged: ``spatial_unpad`` (HF LLaVA-NeXT: unpadded grid +
+    ``image_newline``) or ``flat`` (original LLaVA, PULSE-7B: base crop then grid crops, no unpad,
+    no newline; see ``pulse.models.flat_merge``). Unset: what the checkpoint records in
+    ``pulse_patch_merge`` (``pulse convert`` writes it). A value the checkpoint contradicts is an
+    error here for a local folder and at load for a hub id, never an override."""
     attn_implementation: str | None = "sdpa"
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
+        from pulse.models.checkpoint_info import PATCH_MERGE_FIELD, local_config, patch_merge_of
+
         if (self.build is None) == (self.checkpoint is None):
             raise ValueError("set exactly one of model.build (from config) or model.checkpoint (HF id/path)")
-        if self.patch_merge == "flat":
+        recorded = local_config(self.checkpoint) if self.checkpoint else None
+        if self.patch_merge and recorded is not None and patch_merge_of(recorded) != self.patch_merge:
             raise ValueError(
-                "model.patch_merge=flat is not supported: Hugging Face LlavaNext and vLLM implement only "
-                "spatial_unpad + image_newline, so a flat-merge model would be trained and served "
-                "inconsistently; use model.patch_merge=spatial_unpad"
+                f"model.patch_merge={self.patch_merge} but checkpoint {self.checkpoint} records "
+                f"{PATCH_MERGE_FIELD}={patch_merge_of(recorded)!r}"
             )
         return self
 

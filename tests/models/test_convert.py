@@ -68,7 +68,9 @@ def test_round_trip_keeps_every_weight_and_records_the_merge(converted, merge):
     tower = "model.vision_tower.vision_tower.vision_model."
     for key in [k for k in original if k.startswith(tower) and "position_ids" not in k]:
         inner = key[len(tower) :]
-        mapping[key] = next(k for k in got if k.endswith("vision_tower." + inner) or k.endswith("vision_model." + inner))
+        mapping[key] = next(
+            k for k in got if k.endswith("vision_tower." + inner) or k.endswith("vision_model." + inner)
+        )
     n_original = sum(1 for k in original if "position_ids" not in k)
     assert len([k for k in got if "position_ids" not in k]) == n_original
     for source, target in mapping.items():
@@ -101,7 +103,10 @@ def test_tokenizer_processor_and_template(converted, merge):
     assert ip.image_std == pytest.approx([0.26862954, 0.26130258, 0.27577711])
     assert ip.crop_size["height"] == 56 and ip.image_grid_pinpoints == [[56, 112], [112, 56], [112, 112]]
     assert model.generation_config.suppress_tokens == [512]
-    assert json.loads((dst / "processor_config.json").read_text()).get("processor_class") in (None, "LlavaNextProcessor")
+    assert json.loads((dst / "processor_config.json").read_text()).get("processor_class") in (
+        None,
+        "LlavaNextProcessor",
+    )
 
 
 def test_vision_tower_from_a_separate_folder(tmp_path):
@@ -110,7 +115,7 @@ def test_vision_tower_from_a_separate_folder(tmp_path):
     summary = convert(str(src), str(tmp_path / "hf"))  # mm_vision_tower names the tower folder
     assert summary["patch_merge"] == "flat"
     shutil.rmtree(tmp_path / "orig-clip-tower")
-    with pytest.raises(ConvertError, match="neither inside the weights .* nor given"):
+    with pytest.raises(ConvertError, match=r"neither inside the weights .* nor given"):
         convert(str(src), str(tmp_path / "hf2"))
 
 

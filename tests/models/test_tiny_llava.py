@@ -1,7 +1,8 @@
 import numpy as np
 from PIL import Image
 
-from pulse.models.tiny_llava import build_tiny_llava, load_pretrained_dir
+from pulse.models.loader import load_pretrained_dir
+from pulse.models.tiny_llava import build_tiny_llava
 
 
 def test_tiny_llava_forward_and_template(tiny_llava_dir):

@@ -15,7 +15,7 @@ import openai
 import pytest
 from PIL import Image
 
-from pulse.models.tiny_llava import load_pretrained_dir
+from pulse.models.loader import load_pretrained_dir
 from tests.serve.serve_testlib import data_url, image_message, make_config, png_bytes, running
 
 MODEL = "pulse-tiny"
@@ -385,3 +385,84 @@ def test_openai_error_body_shape_from_raw_http(endpoint):
     assert set(body["error"]) == {"message", "type", "param", "code"}
     assert body["error"]["param"] == "messages"
     json.dumps(body)
+
+
+def _wrapped_base64_png() -> str:
+    import base64
+    import textwrap
+
+    return "data:image/png;base64," + "\n".join(textwrap.wrap(base64.b64encode(png_bytes()).decode(), 76))
+
+
+def _mpo_jpeg() -> str:
+    import io
+
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png_bytes())).convert("RGB").save(
+        buf, "MPO", save_all=True, append_images=[Image.new("RGB", (30, 20))]
+    )
+    return data_url(buf.getvalue(), "image/jpeg")
+
+
+@pytest.mark.parametrize("url", [_wrapped_base64_png(), _mpo_jpeg()], ids=["base64-76-columns", "mpo-jpeg"])
+def test_what_real_clients_send_is_accepted(client, url):
+    resp = client.chat.completions.create(model=MODEL, messages=[image_message("Rhythm?", url)], max_tokens=2)
+    assert resp.usage.prompt_tokens > 80
+
+
+CLIENT_MISTAKES = {
+    "deep nesting": b'{"model": "pulse-tiny", "messages": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+    "huge integer": b'{"model": "pulse-tiny", "max_tokens": ' + b"9" * 10_000 + b', "messages": []}',
+    "NaN literal": b'{"model": "pulse-tiny", "temperature": NaN, "messages": [{"role": "user", "content": "x"}]}',
+    "stream_options type": json.dumps(
+        {
+            "model": MODEL,
+            "stream": True,
+            "stream_options": "yes",
+            "messages": [{"role": "user", "content": "x"}],
+        }
+    ).encode(),
+    "seed out of range": json.dumps(
+        {"model": MODEL, "seed": 2**70, "messages": [{"role": "user", "content": "x"}]}
+    ).encode(),
+    "temperature out of range": json.dumps(
+        {"model": MODEL, "temperature": 1e300, "messages": [{"role": "user", "content": "x"}]}
+    ).encode(),
+    "malformed image url": json.dumps(
+        {"model": MODEL, "messages": [image_message("x", "http://[::1/x.png")]}
+    ).encode(),
+    "image token in text": json.dumps(
+        {"model": MODEL, "messages": [{"role": "user", "content": "<image> what?"}]}
+    ).encode(),
+}
+
+
+@pytest.mark.parametrize("case", CLIENT_MISTAKES, ids=list(CLIENT_MISTAKES))
+def test_client_mistakes_are_a_4xx_in_the_openai_format(endpoint, case):
+    resp = httpx.post(
+        endpoint + "/chat/completions",
+        content=CLIENT_MISTAKES[case],
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert 400 <= resp.status_code < 500, resp.text[:300]
+    assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_every_route_but_health_and_the_page_needs_a_key_and_head_works(endpoint):
+    root = endpoint.removesuffix("/v1")
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    for path in ("/openapi.json", "/docs", "/redoc", "/v1/models", "/nope", "/v1/chat/completions"):
+        resp = httpx.get(root + path)
+        assert resp.status_code == 401, (path, resp.status_code)
+        assert resp.json()["error"]["code"] == "invalid_api_key"
+    spec = httpx.get(root + "/openapi.json", headers=auth)
+    assert spec.status_code == 200 and "/v1/chat/completions" in spec.json()["paths"]
+    assert httpx.get(root + "/v1/chat/completions", headers=auth).status_code == 405
+    assert httpx.get(root + "/nope", headers=auth).status_code == 404
+    for path in ("/health", "/", "/static/app.js"):
+        assert httpx.get(root + path).status_code == 200, path
+        head = httpx.head(root + path)
+        assert head.status_code == 200 and head.content == b"", path
+    assert httpx.head(root + "/v1/models", headers=auth).status_code == 200
+    assert httpx.head(root + "/v1/models").status_code == 401

@@ -14,7 +14,7 @@ import pytest
 
 from pulse import io
 from pulse.config import load_config
-from pulse.models.tiny_llava import load_pretrained_dir
+from pulse.models.loader import load_pretrained_dir
 from pulse.train_ray.config import TrainConfig
 from pulse.train_ray.export import probe_matches
 from pulse.train_ray.job import run

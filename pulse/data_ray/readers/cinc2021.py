@@ -27,13 +27,12 @@ from pulse.data_ray.readers.labels import snomed_to_std
 from pulse.data_ray.readers.signal import (
     ReadError,
     error_record,
-    finish_signal,
     hash_split,
     make_record,
     parse_age,
     parse_sex,
 )
-from pulse.data_ray.readers.wfdb_io import parse_comments, read_wfdb
+from pulse.data_ray.readers.wfdb_io import finished_signal, parse_comments, read_wfdb
 
 CHAPMAN_LAST_ID = 10646
 _NAME = re.compile(r"^(?P<prefix>[A-Z]+)(?P<number>\d+)$")
@@ -89,13 +88,7 @@ def read(
     path = unit["header_path"]
     try:
         record = read_wfdb(path, storage)
-        signal, lead_names, fs, notes = finish_signal(
-            record.signal,
-            record.channel_names,
-            record.fs,
-            target_fs=target_fs,
-            max_nonfinite_fraction=source.max_nonfinite_fraction,
-        )
+        signal, lead_names, fs, notes = finished_signal(record, target_fs, source.max_nonfinite_fraction)
     except ReadError as exc:
         return [error_record(record_id=record_id, dataset=dataset, source_path=path, error=str(exc))]
     meta = parse_comments(record.comments)

@@ -39,6 +39,7 @@ from pulse.data_ray.readers.signal import (
     hash_split,
     make_record,
     parse_age,
+    plain_value,
 )
 
 FS = 400.0
@@ -57,12 +58,6 @@ def _flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"true", "1"}
     return bool(value) and not (isinstance(value, float) and math.isnan(value))
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value.item() if hasattr(value, "item") else value
 
 
 def plan(source: SourceConfig, storage: io.StorageOptions | None = None) -> list[dict[str, Any]]:
@@ -96,7 +91,7 @@ def plan(source: SourceConfig, storage: io.StorageOptions | None = None) -> list
                 {
                     "row": row_index,
                     "exam_id": exam_id,
-                    "meta": {k: _json_value(v) for k, v in meta.items()} if meta is not None else None,
+                    "meta": {k: plain_value(v) for k, v in meta.items()} if meta is not None else None,
                 }
             )
         exams_here = exams_here[: int(min(budget, len(exams_here)))]

@@ -26,8 +26,8 @@ import pandas as pd
 from pulse import io
 from pulse.data_ray.readers.config import SourceConfig
 from pulse.data_ray.readers.labels import mimic_statements_to_std
-from pulse.data_ray.readers.signal import ReadError, error_record, finish_signal, hash_split, make_record
-from pulse.data_ray.readers.wfdb_io import read_wfdb
+from pulse.data_ray.readers.signal import ReadError, error_record, hash_split, make_record
+from pulse.data_ray.readers.wfdb_io import finished_signal, read_wfdb
 
 REPORT_COLUMNS = tuple(f"report_{i}" for i in range(18))
 MEASUREMENT_COLUMNS = (
@@ -107,13 +107,7 @@ def read(
     path = io.join(source.resolved_root(), unit["path"] + ".hea")
     try:
         record = read_wfdb(path, storage)
-        signal, lead_names, fs, notes = finish_signal(
-            record.signal,
-            record.channel_names,
-            record.fs,
-            target_fs=target_fs,
-            max_nonfinite_fraction=source.max_nonfinite_fraction,
-        )
+        signal, lead_names, fs, notes = finished_signal(record, target_fs, source.max_nonfinite_fraction)
     except ReadError as exc:
         return [error_record(record_id=record_id, dataset="mimic", source_path=path, error=str(exc))]
     statements = list(unit["statements"])

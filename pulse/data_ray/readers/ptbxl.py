@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import io as _stdio
-import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -26,8 +25,14 @@ import pandas as pd
 from pulse import io
 from pulse.data_ray.readers.config import SourceConfig
 from pulse.data_ray.readers.labels import PTBXL_TO_STD, map_codes, ptbxl_superclasses
-from pulse.data_ray.readers.signal import ReadError, error_record, finish_signal, make_record, parse_age
-from pulse.data_ray.readers.wfdb_io import read_wfdb
+from pulse.data_ray.readers.signal import (
+    ReadError,
+    error_record,
+    make_record,
+    parse_age,
+    plain_value,
+)
+from pulse.data_ray.readers.wfdb_io import finished_signal, read_wfdb
 
 FOLD_SPLITS = {**dict.fromkeys(range(1, 9), "train"), 9: "val", 10: "test"}
 _EXTRA_COLUMNS = (
@@ -80,12 +85,6 @@ def diagnostic_classes(statements_path: str, storage_json: str | None = None) ->
     }
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
 def plan(source: SourceConfig, storage: io.StorageOptions | None = None) -> list[dict[str, Any]]:
     """One unit per row of the database CSV (metadata rides along), sorted by ecg_id."""
     root = source.resolved_root()
@@ -97,7 +96,7 @@ def plan(source: SourceConfig, storage: io.StorageOptions | None = None) -> list
         table = table.head(source.limit)
     units = []
     for row in table.to_dict(orient="records"):
-        units.append({key: _clean(value) for key, value in row.items()})
+        units.append({key: plain_value(value) for key, value in row.items()})
     return units
 
 
@@ -136,13 +135,7 @@ def read(
                 if exc.reason != "missing_file" or i == len(candidates) - 1:
                     raise
         assert record is not None
-        signal, lead_names, fs, notes = finish_signal(
-            record.signal,
-            record.channel_names,
-            record.fs,
-            target_fs=target_fs,
-            max_nonfinite_fraction=source.max_nonfinite_fraction,
-        )
+        signal, lead_names, fs, notes = finished_signal(record, target_fs, source.max_nonfinite_fraction)
         try:
             scp_codes: dict[str, float] = ast.literal_eval(unit.get("scp_codes") or "{}")
         except (ValueError, SyntaxError):

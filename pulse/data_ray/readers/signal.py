@@ -143,6 +143,13 @@ def parse_age(value: Any) -> float | None:
     return 90.0 if age >= 300 else age
 
 
+def plain_value(value: Any) -> Any:
+    """A CSV/HDF5 cell as a plain JSON value: NaN -> None, numpy scalars -> Python."""
+    if isinstance(value, float) and value != value:
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
 def finish_signal(
     signal: np.ndarray,
     names: list[str],
