@@ -2,6 +2,7 @@
 
     python benchmarks/serve.py                      # tiny random LLaVA-NeXT, 64 requests, 8 clients
     python benchmarks/serve.py --checkpoint outputs/demo/train/hf --requests 200 --concurrency 16
+    python benchmarks/serve.py --overload --requests 120   # 2x saturation: 429s, no 5xx, /health up
 
 Each load runs from a second process on 127.0.0.1 (N concurrent clients, M requests, then it
 stops) and prints req/s, p50/p90/p99 latency and the error count. Ratios compare runs made
@@ -89,8 +90,144 @@ async def client_load(url: str, model: str, requests: int, concurrency: int, max
     }
 
 
-def run_client_process(url: str, model: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--client", url, "--model", model]
+def maximal_messages(images: int, side: int) -> list[dict]:
+    """A user turn with ``images`` noisy ``side``x``side`` PNGs: as large as the limits allow."""
+    import numpy as np
+    from PIL import Image
+
+    parts = []
+    for seed in range(images):
+        pixels = np.random.RandomState(seed).randint(0, 256, (side, side, 3), dtype=np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, "PNG")
+        url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+    return [{"role": "user", "content": [*parts, {"type": "text", "text": "Describe every image."}]}]
+
+
+async def overload_load(url: str, model: str, args) -> dict:
+    """``--concurrency`` raw-HTTP clients flooding the endpoint while one polls ``/health``."""
+    import httpx
+
+    body = {
+        "model": model,
+        "messages": maximal_messages(args.images, args.image_side),
+        "max_tokens": args.max_tokens,
+    }
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    retry_after: set[str] = set()
+    health: list[tuple[int, float]] = []
+    remaining = args.requests
+    done = asyncio.Event()
+
+    async with httpx.AsyncClient(
+        timeout=600, limits=httpx.Limits(max_connections=args.concurrency + 2)
+    ) as http:
+
+        async def worker():
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                start = time.perf_counter()
+                try:
+                    resp = await http.post(url + "/chat/completions", json=body)
+                    status = resp.status_code
+                except httpx.HTTPError:
+                    status = 599  # connection-level failure: counted as a 5xx
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == 200:
+                    latencies.append(time.perf_counter() - start)
+                elif status == 429:
+                    retry_after.add(resp.headers.get("retry-after", "missing"))
+
+        async def poll_health():
+            root = url.removesuffix("/v1")
+            while not done.is_set():
+                start = time.perf_counter()
+                try:
+                    status = (await http.get(root + "/health", timeout=30)).status_code
+                except httpx.HTTPError:
+                    status = 599
+                health.append((status, time.perf_counter() - start))
+                await asyncio.sleep(0.2)
+
+        poller = asyncio.create_task(poll_health())
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+        seconds = time.perf_counter() - start
+        done.set()
+        await poller
+    health_ok = sum(1 for s, _ in health if s == 200)
+    return {
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "seconds": round(seconds, 1),
+        "accepted": statuses.get(200, 0),
+        "429": statuses.get(429, 0),
+        "5xx": sum(n for s, n in statuses.items() if s >= 500),
+        "other": {s: n for s, n in statuses.items() if s not in {200, 429} and s < 500},
+        "p50_s": round(percentile(latencies, 50), 2),
+        "p99_s": round(percentile(latencies, 99), 2),
+        "retry_after": sorted(retry_after),
+        "health_200": f"{health_ok}/{len(health)}",
+        "health_max_s": round(max((t for _, t in health), default=float("nan")), 2),
+    }
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM) in MiB (Linux)."""
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line for line in status if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def overload(checkpoint: str, args) -> int:
+    """Deploy one replica with small queues, flood it at 2x saturation, print the table."""
+    from ray import serve
+    from ray.util.state import list_actors
+
+    from pulse.serve import job
+    from pulse.serve.app import admission_limit
+    from pulse.serve.config import ServeConfig
+
+    cfg = ServeConfig.model_validate(
+        {
+            "models": [{"name": args.model, "checkpoint": checkpoint, "torch_threads": args.torch_threads}],
+            "port": args.port,
+            "num_cpus": args.num_cpus,
+            "auth": {"api_key_env": None},
+            "autoscaling": {"min_replicas": 1, "max_replicas": 1},
+            "max_ongoing_requests": args.max_ongoing,
+            "max_queued_requests": args.max_queued,
+            "limits": {"max_images": args.images, "max_tokens_cap": max(args.max_tokens, 16)},
+        }
+    )
+    saturation = admission_limit(cfg)
+    url = job.start(cfg)
+    model_pid = serve.get_deployment_handle(job.deployment_name(args.model), app_name=cfg.app_name)
+    model_pid = model_pid.stats.remote().result(timeout_s=300)["pid"]
+    ingress_pid = next(
+        a.pid for a in list_actors(filters=[("state", "=", "ALIVE")]) if "ingress" in a.class_name
+    )
+    rss_before = peak_rss_mb(model_pid), peak_rss_mb(ingress_pid)
+    load = argparse.Namespace(**{**vars(args), "concurrency": 2 * saturation})
+    result = run_client_process(url, args.model, load, mode="--overload-client")
+    result["peak_rss_mb"] = {
+        "model_replica": f"{rss_before[0]:.0f} -> {peak_rss_mb(model_pid):.0f}",
+        "ingress": f"{rss_before[1]:.0f} -> {peak_rss_mb(ingress_pid):.0f}",
+    }
+    serve.delete(cfg.app_name)
+    serve.shutdown()
+    print(
+        f"saturation={saturation} (max_ongoing_requests={args.max_ongoing} + max_queued_requests={args.max_queued})"
+    )
+    print(f"overload at 2x saturation: {json.dumps(result)}")
+    print(f"ratio accepted / sent: {result['accepted'] / args.requests:.2f}")
+    return 1 if result["5xx"] or result["accepted"] == 0 else 0
+
+
+def run_client_process(url: str, model: str, args, mode: str = "--client") -> dict:
+    cmd = [sys.executable, __file__, mode, url, "--model", model]
     cmd += [
         "--requests",
         str(args.requests),
@@ -98,6 +235,10 @@ def run_client_process(url: str, model: str, args) -> dict:
         str(args.concurrency),
         "--max-tokens",
         str(args.max_tokens),
+        "--images",
+        str(args.images),
+        "--image-side",
+        str(args.image_side),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -107,10 +248,17 @@ def direct_engine(checkpoint: str, args) -> dict:
     """The same requests straight into the engine in this process, in batches of ``--batch-size``."""
     from PIL import Image
 
-    from pulse.serve.engine import Prepared, TransformersEngine
+    from pulse.llm import ChatRequest, SamplingParams, TransformersEngineConfig
+    from pulse.llm.transformers_engine import TransformersEngine
 
     engine = TransformersEngine(
-        checkpoint, device=args.device, dtype=args.dtype, torch_threads=args.torch_threads
+        TransformersEngineConfig(
+            model_source=checkpoint,
+            device=args.device,
+            dtype=args.dtype,
+            torch_threads=args.torch_threads,
+            batch_size=args.batch_size,
+        )
     )
     data = base64.b64decode(ecg_data_url().split(",", 1)[1])
     image = Image.open(io.BytesIO(data)).convert("RGB")
@@ -120,15 +268,16 @@ def direct_engine(checkpoint: str, args) -> dict:
             "content": [{"type": "image"}, {"type": "text", "text": "What is the rhythm in this ECG image?"}],
         }
     ]
-    prompt = engine.render_prompt(question)
-    engine.generate([Prepared(prompt, [image], args.max_tokens)])  # warm-up
+    params = SamplingParams(max_tokens=args.max_tokens)
+    engine.generate([ChatRequest(question, params, images=(image,))])  # warm-up
     start = time.perf_counter()
     tokens = 0
     for i in range(0, args.requests, args.batch_size):
         rows = [
-            Prepared(prompt, [image], args.max_tokens) for _ in range(min(args.batch_size, args.requests - i))
+            ChatRequest(question, params, images=(image,))
+            for _ in range(min(args.batch_size, args.requests - i))
         ]
-        tokens += sum(r.completion_tokens for r in engine.generate_many(rows))
+        tokens += sum(r.completion_tokens for r in engine.generate(rows))
     seconds = time.perf_counter() - start
     return {
         "requests": args.requests,
@@ -197,6 +346,12 @@ def main() -> int:
         default="tiny",
         help="random LLaVA-NeXT to build when no --checkpoint",
     )
+    parser.add_argument("--overload", action="store_true", help="flood at 2x saturation: 429s, no 5xx")
+    parser.add_argument("--max-ongoing", type=int, default=2, help="--overload: max_ongoing_requests")
+    parser.add_argument("--max-queued", type=int, default=4, help="--overload: max_queued_requests")
+    parser.add_argument("--images", type=int, default=4, help="--overload: images per request")
+    parser.add_argument("--image-side", type=int, default=1024, help="--overload: image width = height")
+    parser.add_argument("--overload-client", help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="pulse-bench", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -209,10 +364,15 @@ def main() -> int:
             )
         )
         return 0
+    if args.overload_client:
+        print(json.dumps(asyncio.run(overload_load(args.overload_client, args.model, args))))
+        return 0
 
     checkpoint = args.checkpoint
     if checkpoint is None:
         checkpoint = build_checkpoint(args.size)
+    if args.overload:
+        return overload(checkpoint, args)
     if args.engine_only:
         single = direct_engine(checkpoint, argparse.Namespace(**{**vars(args), "batch_size": 1}))
         batched = direct_engine(checkpoint, args)

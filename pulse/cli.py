@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         job.add_argument("--config", "-c", help="YAML config (a path, or relative to the shipped configs/)")
         job.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         job.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+        if name == "serve":
+            job.add_argument(
+                "--checkpoint", help="serve this checkpoint under its own name (same as checkpoint=PATH)"
+            )
         job.set_defaults(_module=module, _kind="config")
     for name, (module, summary) in CUSTOM_JOBS.items():
         job = sub.add_parser(name, help=summary, description=summary)
@@ -81,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     if args._kind == "custom":
         return int(module.main(args) or 0)
     try:
-        cfg = load_config(module.CONFIG_CLASS, args.config, args.overrides)
+        checkpoint = [f"checkpoint={args.checkpoint}"] if getattr(args, "checkpoint", None) else []
+        cfg = load_config(module.CONFIG_CLASS, args.config, [*checkpoint, *args.overrides])
     except ConfigError as exc:
         print(f"pulse {args.job}: {exc}", file=sys.stderr)
         return 2

@@ -70,6 +70,65 @@ def filesystem(path: str | os.PathLike, storage: StorageOptions | None = None) -
     return pafs.LocalFileSystem(), str(Path(text).absolute())
 
 
+class Folder:
+    """A local or ``s3://`` folder as one picklable handle, the way every writer reaches storage.
+
+    The pyarrow filesystem is resolved once, on the driver, with the endpoint and the credentials
+    of the job's ``storage:`` (or the ``AWS_*`` variables); Ray tasks and actors that receive the
+    Folder write with exactly those, whatever their own environment holds.
+    """
+
+    def __init__(self, uri: str | os.PathLike, storage: StorageOptions | None = None):
+        self.uri = str(uri)
+        self.fs, self.root = filesystem(self.uri, storage)
+
+    def __repr__(self) -> str:
+        return f"Folder({self.uri!r})"
+
+    def path(self, *parts: str) -> str:
+        """The URI (or local path) of ``parts`` inside this folder."""
+        return join(self.uri, *parts)
+
+    def sub(self, *parts: str) -> Folder:
+        """A sub-folder that shares this folder's resolved filesystem."""
+        child = object.__new__(Folder)
+        child.uri, child.fs, child.root = self.path(*parts), self.fs, posixpath.join(self.root, *parts)
+        return child
+
+    def inner(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.get_file_info(self.inner(*parts)).type != pafs.FileType.NotFound
+
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        target = self.inner(*parts)
+        self.fs.create_dir(posixpath.dirname(target), recursive=True)
+        with self.fs.open_output_stream(target) as stream:
+            stream.write(data)
+
+    def write_text(self, text: str, *parts: str) -> None:
+        self.write_bytes(text.encode("utf-8"), *parts)
+
+    def write_parquet(self, table: pa.Table, *parts: str) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        self.write_bytes(sink.getvalue().to_pybytes(), *parts)
+
+    def read_bytes(self, *parts: str) -> bytes:
+        with self.fs.open_input_stream(self.inner(*parts)) as stream:
+            return stream.read()
+
+    def list_files(self, pattern: str = "*", *parts: str) -> list[str]:
+        """Files under ``parts`` matching ``pattern``, relative to this folder, sorted."""
+        selector = pafs.FileSelector(self.inner(*parts), recursive=True, allow_not_found=True)
+        return sorted(
+            posixpath.relpath(item.path, self.root)
+            for item in self.fs.get_file_info(selector)
+            if item.type == pafs.FileType.File and fnmatch.fnmatch(item.base_name, pattern)
+        )
+
+
 def exists(path: str | os.PathLike, storage: StorageOptions | None = None) -> bool:
     fs, inner = filesystem(path, storage)
     return fs.get_file_info(inner).type != pafs.FileType.NotFound

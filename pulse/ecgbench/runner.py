@@ -23,11 +23,10 @@ from pydantic import Field
 from pulse import io
 from pulse.config import StrictModel
 from pulse.ecgbench.load import item_image_bytes
+from pulse.errors import error_text
 from pulse.summary import StageSummary
 
 IMAGE_MIME = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}
-IMAGE_ERROR = "image_error"
-"""Reason of an item whose image path cannot be read (the rest of the run goes on)."""
 
 
 class MissingImageError(ValueError):
@@ -191,7 +190,8 @@ def run_items(
 
     Raises:
         MissingImageError: some items have no image at all (nothing is sent); an image path that
-            cannot be read is that item's ``image_error`` row instead.
+            cannot be read is that item's error row instead (``missing_image`` / ``unreadable_file``, the
+            reasons of ``pulse.errors``; the endpoint's own reasons come from ``pulse.llm``).
     """
     check_images(items)
     started = time.time()
@@ -203,7 +203,8 @@ def run_items(
         try:
             state[item["id"]]["image"] = item_image_bytes(item, storage)
         except Exception as exc:  # a missing or unreadable image is this item's error row
-            state[item["id"]]["error"] = f"{IMAGE_ERROR}: {type(exc).__name__}: {exc}"
+            reason = "missing_image" if isinstance(exc, FileNotFoundError) else "unreadable_file"
+            state[item["id"]]["error"] = error_text(reason, f"{type(exc).__name__}: {exc}")
     max_turns = max((len(item["turns"]) for item in todo), default=0)
     for turn in range(max_turns):
         rows = []

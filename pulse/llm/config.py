@@ -13,7 +13,6 @@ from pydantic import Discriminator, Field, Tag, TypeAdapter, field_validator, mo
 
 from pulse.config import StrictModel
 
-
 MAX_TOKENS_LIMIT = 2**31 - 1
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
 

@@ -37,7 +37,9 @@ class RowStopper:
                 continue
             stops = row.params.stop
             reason = None
-            if (n and int(new[i, -1]) in self.eos_ids) or (stops and truncate_at_stop(self.decode(new[i]), stops)[1]):
+            if (n and int(new[i, -1]) in self.eos_ids) or (
+                stops and truncate_at_stop(self.decode(new[i]), stops)[1]
+            ):
                 reason = "stop"
             elif n >= row.params.max_tokens:
                 reason = "length"

@@ -23,7 +23,14 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from pulse.llm.base import CONTEXT_LENGTH_EXCEEDED, ChatRequest, ChatResult, run_table, short, truncate_at_stop
+from pulse.llm.base import (
+    CONTEXT_LENGTH_EXCEEDED,
+    ChatRequest,
+    ChatResult,
+    run_table,
+    short,
+    truncate_at_stop,
+)
 from pulse.llm.config import TransformersEngineConfig
 from pulse.llm.streaming import RowStopper
 from pulse.models.loader import context_length, load_model
@@ -183,7 +190,11 @@ class TransformersEngine:
         if self.vision:
             images = [img for _, imgs, _ in items for img in imgs]
             inputs = self.processor(
-                images=images or None, text=prompts, padding=True, add_special_tokens=False, return_tensors="pt"
+                images=images or None,
+                text=prompts,
+                padding=True,
+                add_special_tokens=False,
+                return_tensors="pt",
             )
         else:
             inputs = self.tokenizer(prompts, add_special_tokens=False, padding=True, return_tensors="pt")

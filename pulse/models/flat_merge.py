@@ -96,6 +96,10 @@ def processor_class_for(config: Any) -> type:
     """The processor class whose ``<image>`` expansion matches the config's patch merge."""
     if patch_merge_of(config) == "flat":
         return PulseFlatLlavaNextProcessor
+    if getattr(config, "model_type", "llava_next") != "llava_next":
+        from transformers import AutoProcessor
+
+        return AutoProcessor
     return LlavaNextProcessor
 
 
@@ -106,6 +110,8 @@ def check_merge(model: Any, processor: Any = None, wanted: str | None = None) ->
     checkpoint is never trained or served with a merge other than the one it records.
     """
     merge = patch_merge_of(model.config)
+    if getattr(model.config, "model_type", None) != "llava_next":
+        return merge  # another architecture: no anyres merge to get wrong
     problems = []
     if wanted is not None and wanted != merge:
         problems.append(f"patch_merge={wanted!r} but the checkpoint records {PATCH_MERGE_FIELD}={merge!r}")

@@ -50,6 +50,10 @@ def torch_dtype(dtype: Any) -> Any:
 
 def model_class(config: Any):
     """The transformers class that loads a checkpoint with this config (vision-language or causal LM)."""
+    if getattr(config, "model_type", None) == "llava_next":  # flat vs spatial_unpad: pulse.models.flat_merge
+        from pulse.models.flat_merge import model_class_for
+
+        return model_class_for(config)
     if hasattr(config, "vision_config"):
         from transformers import AutoModelForImageTextToText
 
@@ -73,9 +77,10 @@ def load_model(source: str, dtype: Any = "auto", cache_dir: str | None = None, s
     kwargs = {} if dtype is None else {"dtype": torch_dtype(dtype)}
     model = model_class(config).from_pretrained(path, **kwargs).eval()
     if hasattr(config, "vision_config"):
-        from transformers import AutoProcessor
+        from pulse.models.flat_merge import check_merge, processor_class_for
 
-        processor = AutoProcessor.from_pretrained(path)
+        processor = processor_class_for(config).from_pretrained(path)
+        check_merge(model, processor)  # the same merge check training runs (pulse.train_ray.model)
         return LoadedModel(processor.tokenizer, processor, model)
     from transformers import AutoTokenizer
 

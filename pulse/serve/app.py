@@ -106,7 +106,9 @@ def result_error(result: dict[str, Any], timeout_s: float) -> APIError | None:
     reason = result.get("finish_reason")
     if isinstance(result.get("error"), dict):  # {"status", "message", "code"} from the engine
         err = result["error"]
-        return APIError(int(err.get("status", 503)), str(err.get("message", reason)), code=err.get("code"))
+        status = int(err.get("status", 503))
+        err_type = "server_error" if status >= 500 else "invalid_request_error"
+        return APIError(status, str(err.get("message", reason))[:500], err_type, code=err.get("code"))
     if reason == "context_length_exceeded":
         return APIError(400, "The prompt is longer than the model's context", code="context_length_exceeded")
     if reason == "timeout":

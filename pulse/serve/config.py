@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from pulse.config import StrictModel
+from pulse.llm.config import TransformersEngineConfig, VllmEngineConfig
 from pulse.runtime import RayOptions
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def _serve_engine_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("kind", "transformers")
+    return getattr(value, "kind", "transformers")
 
 
 class AutoscalingConfig(StrictModel):
@@ -30,29 +37,107 @@ class AutoscalingConfig(StrictModel):
         return self
 
 
-class ModelConfig(StrictModel):
-    """One served model: a Hugging Face-format LLaVA-NeXT checkpoint and how to run it."""
+ServeEngineConfig = Annotated[
+    Annotated[TransformersEngineConfig, Tag("transformers")] | Annotated[VllmEngineConfig, Tag("vllm")],
+    Discriminator(_serve_engine_kind),
+]
+"""The engine of one served model: the LLM seam's own configs, chosen by ``kind``."""
 
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9._:/-]+$")
-    """The ``model`` value clients send."""
+# Fields of the engine configs that Ray Data jobs use and Serve sets elsewhere: each has a
+# ServeConfig/ModelConfig counterpart, so setting it under models[].engine would be ignored.
+SERVE_SETS = {
+    "model_source": "models[].checkpoint",
+    "batch_size": "models[].max_batch_size",
+    "concurrency": "autoscaling",
+    "num_cpus": "num_cpus",
+    "num_gpus": "num_gpus",
+    "max_concurrent_batches": "autoscaling",
+    "runtime_env": "the Serve application's runtime_env",
+}
+# ModelConfig keys from before the engine section, and where they live now.
+MOVED_TO_ENGINE = (
+    "device",
+    "dtype",
+    "torch_threads",
+    "max_model_len",
+    "max_images_per_prompt",
+    "tensor_parallel_size",
+    "accelerator_type",
+    "engine_kwargs",
+)
+
+
+class ModelConfig(StrictModel):
+    """One served model: a checkpoint, the engine that runs it, and Serve's dynamic batching.
+
+    ``engine`` is the LLM seam's discriminated engine config (``kind: transformers | vllm``;
+    the plain string ``engine: vllm`` is short for ``{kind: vllm}``); its ``model_source`` is
+    ``checkpoint``. ``name`` defaults to the checkpoint's own identity
+    (``pulse.models.loader.served_model_name``).
+    """
+
+    name: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9._:/-]+$")
+    """The ``model`` value clients send; default: taken from the checkpoint."""
     checkpoint: str
-    """A local HF folder (pulse's export) or a hub id such as ``llava-hf/llava-v1.6-mistral-7b-hf``."""
-    engine: Literal["transformers", "vllm"] = "transformers"
+    """A local HF folder (pulse's export or ``pulse convert``), a hub id such as
+    ``llava-hf/llava-v1.6-mistral-7b-hf``, or ``pypi:smollm2``."""
+    engine: ServeEngineConfig = Field(default_factory=TransformersEngineConfig)
     max_batch_size: int = Field(8, ge=1)
+    """Serve's dynamic batch (``@serve.batch``) and the transformers engine's rows per ``generate``."""
     batch_wait_timeout_s: float = Field(0.02, ge=0)
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
-    device: str = "cpu"
-    """transformers engine device: ``cpu``, ``cuda``, ``cuda:0``."""
-    torch_threads: int | None = Field(None, ge=1)
-    """intra-op threads per CPU replica; ``None`` = ceil(num_cpus)."""
-    max_model_len: int = Field(4096, ge=16)
-    max_images_per_prompt: int = Field(1, ge=1)
-    """vLLM ``limit_mm_per_prompt``; the transformers engine uses ``limits.max_images``."""
-    tensor_parallel_size: int = Field(1, ge=1)
-    accelerator_type: str | None = None
-    """vLLM only, e.g. ``H100``, ``A10G``."""
-    engine_kwargs: dict = Field(default_factory=dict)
-    """Extra vLLM engine kwargs, merged over the ones pulse derives."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_gets_the_checkpoint(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        moved = [key for key in MOVED_TO_ENGINE if key in data]
+        if moved:
+            raise ValueError(
+                f"{', '.join(moved)}: engine settings live under engine: (e.g. engine: "
+                f"{{kind: transformers, {moved[0]}: ...}})"
+            )
+        engine = data.get("engine", {"kind": "transformers"})
+        if isinstance(engine, str):
+            engine = {"kind": engine}
+        if isinstance(engine, dict):
+            engine = dict(engine)
+            if "checkpoint" in data and engine.get("model_source", data["checkpoint"]) == data["checkpoint"]:
+                engine["model_source"] = data["checkpoint"]
+            model = VllmEngineConfig if engine.get("kind") == "vllm" else TransformersEngineConfig
+            for key in sorted(set(engine) & set(SERVE_SETS)):
+                field = model.model_fields.get(key)
+                if key == "model_source" and "checkpoint" in data and engine[key] != data["checkpoint"]:
+                    raise ValueError(
+                        "engine.model_source is models[].checkpoint when serving; set checkpoint"
+                    )
+                if key != "model_source" and field is not None and engine[key] != field.default:
+                    raise ValueError(f"engine.{key} is set by {SERVE_SETS[key]} when serving")
+            data["engine"] = engine
+        return data
+
+    @model_validator(mode="after")
+    def _name_from_checkpoint(self) -> ModelConfig:
+        if self.name is None:
+            from pulse.models.loader import served_model_name
+
+            self.name = served_model_name(self.checkpoint)
+        return self
+
+    @property
+    def kind(self) -> str:
+        return engine_kind(self)
+
+
+def engine_kind(model: Any) -> str:
+    """A served model's engine kind (``transformers`` / ``vllm``), also for an unvalidated copy."""
+    engine = model.engine
+    if isinstance(engine, str):
+        return engine
+    if isinstance(engine, dict):
+        return engine.get("kind", "transformers")
+    return engine.kind
 
 
 class LimitsConfig(StrictModel):
@@ -105,6 +190,8 @@ class ServeConfig(StrictModel):
     """Everything ``pulse serve`` needs: models, HTTP, scaling, limits, auth."""
 
     models: list[ModelConfig] = Field(..., min_length=1)
+    """Served models. ``checkpoint=PATH`` (``pulse serve --checkpoint PATH``) is short for one model
+    served from PATH under the checkpoint's own name, keeping the first model's other settings."""
     app_name: str = "pulse"
     route_prefix: str = "/"
     host: str = "127.0.0.1"
@@ -129,6 +216,22 @@ class ServeConfig(StrictModel):
     remote_images: RemoteImagesConfig = Field(default_factory=RemoteImagesConfig)
     web_page: bool = True
     ray: RayOptions = Field(default_factory=RayOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_checkpoint(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "checkpoint" not in data:
+            return data
+        data = dict(data)
+        checkpoint = data.pop("checkpoint")
+        models = data.get("models") or [{}]
+        if not isinstance(models, list) or len(models) != 1:
+            raise ValueError(
+                "checkpoint= serves one model but the config lists several; set models.N.checkpoint"
+            )
+        first = {k: v for k, v in dict(models[0]).items() if k != "name"}
+        data["models"] = [{**first, "checkpoint": checkpoint}]
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> ServeConfig:

@@ -12,20 +12,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulse.serve.config import ModelConfig, ServeConfig
+from pulse.serve.config import ModelConfig, ServeConfig, engine_kind
 
 VLLM_IMPORT_PATH = "ray.serve.llm:build_openai_app"
 
 
 def llm_config_dict(model: ModelConfig, cfg: ServeConfig) -> dict[str, Any]:
     """The ``LLMConfig`` fields for one LLaVA-NeXT model, as plain data (YAML/JSON-ready)."""
+    engine = model.engine
     engine_kwargs: dict[str, Any] = {
-        "max_model_len": model.max_model_len,
-        "limit_mm_per_prompt": {"image": model.max_images_per_prompt},
-        "tensor_parallel_size": model.tensor_parallel_size,
-        "dtype": "auto" if model.dtype == "float32" else model.dtype,
+        "limit_mm_per_prompt": {"image": engine.max_images_per_prompt},
+        "tensor_parallel_size": engine.tensor_parallel_size,
+        "dtype": engine.dtype,
+        "gpu_memory_utilization": engine.gpu_memory_utilization,
     }
-    engine_kwargs.update(model.engine_kwargs)
+    if engine.max_model_len is not None:
+        engine_kwargs["max_model_len"] = engine.max_model_len
+    if engine.pipeline_parallel_size > 1:
+        engine_kwargs["pipeline_parallel_size"] = engine.pipeline_parallel_size
+    engine_kwargs.update(engine.engine_kwargs)
     config: dict[str, Any] = {
         "model_loading_config": {"model_id": model.name, "model_source": model.checkpoint},
         "llm_engine": "vLLM",
@@ -38,14 +43,14 @@ def llm_config_dict(model: ModelConfig, cfg: ServeConfig) -> dict[str, Any]:
             "health_check_timeout_s": cfg.health_check_timeout_s,
         },
     }
-    if model.accelerator_type:
-        config["accelerator_type"] = model.accelerator_type
+    if engine.accelerator_type:
+        config["accelerator_type"] = engine.accelerator_type
     return config
 
 
 def serving_args(cfg: ServeConfig) -> dict[str, Any]:
     """``args`` of ``ray.serve.llm:build_openai_app``: every vLLM model of the config."""
-    vllm_models = [m for m in cfg.models if m.engine == "vllm"]
+    vllm_models = [m for m in cfg.models if engine_kind(m) == "vllm"]
     if len(vllm_models) != len(cfg.models):
         raise ValueError("models[].engine: one app serves either all-vllm or all-transformers models")
     return {"llm_configs": [llm_config_dict(m, cfg) for m in vllm_models]}

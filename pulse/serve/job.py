@@ -4,7 +4,8 @@
 config (transformers engine on CPU/GPU, or ``ray.serve.llm``/vLLM on GPU), prints the base
 URL and serves until Ctrl-C / SIGTERM. ``start(cfg)`` / ``stop(cfg)`` do the same from Python.
 Set ``$PULSE_API_KEY`` (or ``auth.api_key_file``) to require ``Authorization: Bearer <key>``;
-without a key the endpoint only binds 127.0.0.1.
+without a key the endpoint only binds 127.0.0.1. ``pulse serve --checkpoint PATH`` (the
+override ``checkpoint=PATH``) serves one checkpoint under its own name (``served_model_name``).
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ def build_app(cfg: ServeConfig):
     """The Serve application for ``cfg``: ingress + one ``ModelServer`` per model (or ``ray.serve.llm``)."""
     from ray import serve
 
+    from pulse.serve.serve_config import uses_vllm
+
     keys = load_api_keys(cfg.auth)
     check_binding(cfg.host, keys, cfg.auth)
-    if cfg.models[0].engine == "vllm":
+    if uses_vllm(cfg):
         from pulse.serve.gpu import build_vllm_app
 
         return build_vllm_app(cfg)

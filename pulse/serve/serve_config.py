@@ -17,16 +17,10 @@ import yaml
 
 from pulse import io
 from pulse.config import ConfigError, load_config
-from pulse.serve.config import ServeConfig
+from pulse.serve.config import ServeConfig, engine_kind
 from pulse.serve.gpu import VLLM_IMPORT_PATH, serving_args
 
 CPU_IMPORT_PATH = "pulse.serve.job:app_builder"
-
-
-def engine_kind(model: Any) -> str:
-    """A served model's engine kind (``transformers`` / ``vllm``)."""
-    engine = model.engine
-    return engine if isinstance(engine, str) else engine.kind
 
 
 def uses_vllm(cfg: ServeConfig) -> bool:

@@ -1,37 +1,73 @@
-"""``ModelServer``: one Serve deployment per model, wrapping the transformers engine.
+"""``ModelServer``: one Serve deployment per model, wrapping the LLM seam's transformers engine.
 
 Non-streaming requests go through ``@serve.batch`` (dynamic batching); streaming requests
 run one at a time. All ``generate()`` calls share one worker thread per replica, so the
-event loop stays free for health checks, cancellations and new arrivals.
+event loop stays free for health checks, cancellations and new arrivals. Each request is a
+``pulse.llm.ChatRequest`` (validated sampling settings, deadline, cancel event); a request
+the engine refuses comes back with ``finish_reason: error`` and ``error: {status, message, code}``
+(400 ``context_length_exceeded`` for a prompt longer than the context), which the ingress answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pydantic import ValidationError
 from ray import serve
 
+from pulse.llm.base import CONTEXT_LENGTH_EXCEEDED, STOPPED_EARLY, ChatRequest, ChatResult, short
+from pulse.llm.config import SamplingParams
+from pulse.llm.streaming import IncrementalDecoder, TokenStreamer
+from pulse.llm.transformers_engine import TransformersEngine
 from pulse.serve.config import ModelConfig
-from pulse.serve.engine import Generation, IncrementalDecoder, Prepared, TokenStreamer, TransformersEngine
 
 logger = logging.getLogger("ray.serve")
+SAMPLING_KEYS = ("max_tokens", "temperature", "top_p", "seed", "stop")
+
+
+# Engine refusals that are the client's to fix: reason -> (HTTP status, OpenAI error code).
+CLIENT_ERRORS = {
+    CONTEXT_LENGTH_EXCEEDED: (400, CONTEXT_LENGTH_EXCEEDED),
+    "bad_sampling_params": (400, "invalid_sampling_params"),
+    "template_error": (400, "invalid_messages"),
+}
+
+
+def result_dict(result: ChatResult) -> dict[str, Any]:
+    """What the ingress receives: text, finish reason, token counts; on failure ``error`` is
+    ``{"status", "message", "code"}`` (4xx for the client's mistakes, 503 for the engine's)."""
+    out: dict[str, Any] = {
+        "text": result.text or "",
+        "finish_reason": result.finish_reason or "error",
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "error": None,
+    }
+    if result.error:
+        status, code = CLIENT_ERRORS.get(result.reason or "", (503, "engine_error"))
+        message = result.error.split(": ", 1)[-1] if status < 500 else "The model failed on this request"
+        out["error"] = {"status": status, "message": message, "code": code}
+    return out
 
 
 class ModelServer:
     """Serve deployment body: ``complete`` (batched), ``stream`` (token deltas), ``stats``, health."""
 
     def __init__(self, model: dict[str, Any], num_cpus: float = 1.0):
-        import math
-
         self.cfg = ModelConfig.model_validate(model)
-        threads = self.cfg.torch_threads or max(1, math.ceil(num_cpus))
-        self.engine = TransformersEngine(self.cfg.checkpoint, self.cfg.device, self.cfg.dtype, threads)
+        engine_cfg = self.cfg.engine.model_copy(
+            update={"num_cpus": num_cpus, "batch_size": self.cfg.max_batch_size}
+        )
+        if not engine_cfg.torch_threads:
+            engine_cfg = engine_cfg.model_copy(update={"torch_threads": max(1, math.ceil(num_cpus))})
+        self.engine = TransformersEngine(engine_cfg)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulse-generate")
         self.generate_batch.set_max_batch_size(self.cfg.max_batch_size)
         self.generate_batch.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
@@ -44,22 +80,29 @@ class ModelServer:
             "stopped_early": 0,
         }
 
-    def _prepare(self, request: dict[str, Any]) -> Prepared:
-        return Prepared(
-            prompt=self.engine.render_prompt(request["messages"]),
-            images=request["images"],
-            max_tokens=request["max_tokens"],
-            temperature=request["temperature"],
-            top_p=request["top_p"],
-            seed=request["seed"],
-            stop=request["stop"],
+    def _prepare(self, request: dict[str, Any]) -> ChatRequest | ChatResult:
+        """The engine request (deadline from ``timeout_s``), or the error result of bad sampling values."""
+        try:
+            params = SamplingParams.model_validate(
+                {k: request[k] for k in SAMPLING_KEYS if request.get(k) is not None}
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            return ChatResult.failed("bad_sampling_params", f"{where}: {first['msg']}")
+        return ChatRequest(
+            messages=request["messages"],
+            params=params,
+            images=tuple(request.get("images") or ()),
             deadline=time.monotonic() + request["timeout_s"],
             cancel=threading.Event(),
         )
 
     async def complete(self, request: dict[str, Any]) -> dict[str, Any]:
-        """One chat completion (batched with concurrent ones); returns a ``Generation`` as a dict."""
+        """One chat completion (batched with concurrent ones); see ``result_dict``."""
         row = self._prepare(request)
+        if isinstance(row, ChatResult):
+            return result_dict(row)
         try:
             result = await self.generate_batch(row)
         except asyncio.CancelledError:
@@ -68,42 +111,41 @@ class ModelServer:
             row.cancel.set()
             self._stats["cancelled"] += 1
             raise
-        return result.__dict__
+        return result_dict(result)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
-    async def generate_batch(self, rows: list[Prepared]) -> list[Generation]:
+    async def generate_batch(self, rows: list[ChatRequest]) -> list[ChatResult]:
         self._stats["batches"] += 1
         self._stats["rows"] += len(rows)
         self._stats["max_batch"] = max(self._stats["max_batch"], len(rows))
         loop = asyncio.get_running_loop()
         results = await loop.run_in_executor(self._executor, self._generate_safely, rows)
-        self._stats["stopped_early"] += sum(r.finish_reason in {"cancelled", "timeout"} for r in results)
+        self._stats["stopped_early"] += sum(r.finish_reason in STOPPED_EARLY for r in results)
         return results
 
-    def _generate_safely(self, rows: list[Prepared]) -> list[Generation]:
-        """A row the model cannot handle fails alone, as an ``error`` result; the replica lives on."""
+    def _generate_safely(self, rows: list[ChatRequest], streamer=None) -> list[ChatResult]:
+        """The engine isolates bad rows itself; this only keeps an unexpected fault from the replica."""
         try:
-            return self.engine.generate_many(rows)
-        except Exception:
-            if len(rows) == 1:
-                logger.exception("generation failed")
-                return [Generation("", "error", 0, 0)]
-        return [self._generate_safely([row])[0] for row in rows]
+            return self.engine.generate(rows, streamer=streamer)
+        except Exception as exc:
+            logger.exception("generation failed")
+            if streamer is not None:
+                streamer.end()
+            return [ChatResult.failed("engine_error", short(repr(exc)))] * len(rows)
 
     async def stream(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Yields ``{"delta": text}`` items, then one ``{"finish_reason", "prompt_tokens", "completion_tokens"}``."""
+        """Yields ``{"delta": text}`` items, then one final item: ``result_dict`` without ``text``."""
         row = self._prepare(request)
+        if isinstance(row, ChatResult):
+            yield {k: v for k, v in result_dict(row).items() if k != "text"}
+            return
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[int | None] = asyncio.Queue()
         streamer = TokenStreamer(
             on_token=lambda t: loop.call_soon_threadsafe(queue.put_nowait, t),
             on_end=lambda: loop.call_soon_threadsafe(queue.put_nowait, None),
         )
-        decoder = IncrementalDecoder(
-            lambda ids: self.engine.tokenizer.decode(ids, skip_special_tokens=True),
-            row.stop,
-            self.engine.eos_ids,
-        )
+        decoder = IncrementalDecoder(self.engine._decode, row.params.stop or [], self.engine.eos_ids)
         self._stats["streams"] += 1
         future = loop.run_in_executor(self._executor, self._stream_safely, row, streamer)
         try:
@@ -113,27 +155,18 @@ class ModelServer:
             if tail := decoder.flush():
                 yield {"delta": tail}
             result = await future
-            yield {
-                "finish_reason": result.finish_reason,
-                "prompt_tokens": result.prompt_tokens,
-                "completion_tokens": result.completion_tokens,
-            }
+            yield {k: v for k, v in result_dict(result).items() if k != "text"}
         except (asyncio.CancelledError, GeneratorExit):
             assert row.cancel is not None
             row.cancel.set()
             self._stats["cancelled"] += 1
             raise
 
-    def _stream_safely(self, row: Prepared, streamer: TokenStreamer) -> Generation:
-        try:
-            result = self.engine.generate([row], streamer=streamer)[0]
-            if result.finish_reason in {"cancelled", "timeout"}:
-                self._stats["stopped_early"] += 1
-            return result
-        except Exception:
-            logger.exception("streaming generation failed")
-            streamer.end()
-            return Generation("", "error", 0, 0)
+    def _stream_safely(self, row: ChatRequest, streamer: TokenStreamer) -> ChatResult:
+        result = self._generate_safely([row], streamer=streamer)[0]
+        if result.finish_reason in STOPPED_EARLY:
+            self._stats["stopped_early"] += 1
+        return result
 
     def stats(self) -> dict[str, Any]:
         """Batching/cancellation counters and the process id of this replica (for tests and benchmarks)."""

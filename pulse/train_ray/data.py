@@ -1,4 +1,4 @@
-"""Stream instruction Parquet (local or S3) through Ray Data into the training workers.
+"""Stream instruction Parquet (local or S3), or a weighted mixture of sources, into the training workers.
 
 ``EncodeInstructions`` runs on Ray Data's CPUs, not on the trainers: it decodes each image,
 runs the model's own processor (anyres tiles) and the label-masking encoder, and emits
@@ -24,6 +24,7 @@ from pulse import io
 from pulse.data_ray.first_rows import first_rows
 from pulse.schema import error_reason, require_columns
 from pulse.train_ray.collate import SampleError, decode_image, encode_sample, pad_batch
+from pulse.train_ray.mixture import load_or_resolve, mixed_dataset
 
 INPUT_COLUMNS = ("id", "image", "conversations")
 OUTPUT_COLUMNS = ("id", "input_ids", "labels", "pixel_values", "image_sizes", "truncated")
@@ -129,13 +130,16 @@ def build_train_dataset(cfg, processor):
     """The streaming training dataset for ``cfg`` (a ``TrainConfig``)."""
     import ray
 
-    read_args = io.ray_read_args(cfg.data.train_path, cfg.storage)
-    shuffle = None
-    if cfg.data.shuffle_seed is not None:
-        shuffle = ray.data.FileShuffleConfig(seed=cfg.data.shuffle_seed)
-    # Reads get the preprocess CPU share too: a default 1-CPU read task can never start on a node
-    # whose CPUs the training workers hold (e.g. after losing a node), and the run would stall.
-    ds = ray.data.read_parquet(**read_args, shuffle=shuffle, num_cpus=cfg.data.preprocess_cpus)
+    if cfg.data.sources:
+        ds = mixed_dataset(cfg, load_or_resolve(cfg))
+    else:
+        read_args = io.ray_read_args(cfg.data.train_path, cfg.storage)
+        shuffle = None
+        if cfg.data.shuffle_seed is not None:
+            shuffle = ray.data.FileShuffleConfig(seed=cfg.data.shuffle_seed)
+        # Reads get the preprocess CPU share too: a default 1-CPU read task can never start on a node
+        # whose CPUs the training workers hold (e.g. after losing a node), and the run would stall.
+        ds = ray.data.read_parquet(**read_args, shuffle=shuffle, num_cpus=cfg.data.preprocess_cpus)
     ds = first_rows(ds, cfg.data.limit)
     return ds.map_batches(
         EncodeInstructions,
@@ -154,8 +158,12 @@ def build_train_dataset(cfg, processor):
 
 
 def count_rows(cfg) -> int:
-    """Rows in the instruction Parquet (from file metadata; includes rows that will be skipped)."""
-    n = io.count_parquet_rows(cfg.data.train_path, cfg.storage)
+    """Rows per epoch: of the instruction Parquet (file metadata; includes rows that will be skipped),
+    or of the mixture (resolved and written to ``<run>/mixture.json`` on a run's first call)."""
+    if cfg.data.sources:
+        n = load_or_resolve(cfg)["total_rows"]
+    else:
+        n = io.count_parquet_rows(cfg.data.train_path, cfg.storage)
     return min(n, cfg.data.limit) if cfg.data.limit is not None else n
 
 

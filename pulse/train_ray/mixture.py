@@ -159,9 +159,7 @@ def mixed_dataset(cfg, mixture: dict[str, Any]):
             filesystem=fs,
             shuffle=ray.data.FileShuffleConfig(seed=mixture["seed"]),
             num_cpus=cfg.data.preprocess_cpus,
-        ).map_batches(
-            _Project, fn_constructor_args=(source["name"],), batch_format="pyarrow", num_cpus=0.1, concurrency=1
-        )
+        ).map_batches(_Project(source["name"]), batch_format="pyarrow", num_cpus=0.1)
         parts += [ds] * source["repeats"]
         if source["remainder"]:
             parts.append(ds.limit(source["remainder"]))

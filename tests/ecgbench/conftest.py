@@ -103,9 +103,7 @@ def arena_rows() -> list[dict]:
     ]
 
 
-def own_record(
-    record_id: str, dataset: str, split: str, labels_std=(), superclasses=(), error=None
-) -> dict:
+def own_record(record_id: str, dataset: str, split: str, labels_std=(), superclasses=(), error=None) -> dict:
     """A RECORD_SCHEMA row with only what ``own_items`` reads."""
     row = {name: None for name in RECORD_SCHEMA.names}
     row.update(

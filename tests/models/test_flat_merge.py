@@ -15,6 +15,9 @@ import torch
 from PIL import Image
 from transformers import AutoTokenizer, LlavaNextForConditionalGeneration
 
+from pulse.llm.base import ChatRequest
+from pulse.llm.config import SamplingParams, TransformersEngineConfig
+from pulse.llm.transformers_engine import TransformersEngine
 from pulse.models.convert import convert
 from pulse.models.flat_merge import (
     PatchMergeMismatch,
@@ -23,7 +26,6 @@ from pulse.models.flat_merge import (
     flat_image_token_count,
     load_llava_next,
 )
-from pulse.serve.engine import Prepared, TransformersEngine
 from pulse.train_ray.config import ModelConfig
 from pulse.train_ray.model import ArchitectureMismatch, load_model, load_processor, unused_parameter_names
 from tests.models.original_llava_testlib import (
@@ -107,27 +109,29 @@ def test_batch_of_two_grid_shapes_gives_the_reference_features(flat):
 
 def test_engine_greedy_tokens_equal_the_reference_on_a_mixed_batch(flat):
     _, dst, reference, original_tokenizer = flat
-    engine = TransformersEngine(str(dst))
+    engine = TransformersEngine(TransformersEngineConfig(model_source=str(dst), device="cpu", batch_size=8))
+    images = [_image(SIZES["wide"], 6), None, _image(SIZES["tall"], 7)]  # image, text-only, image
     requests = [
-        (True, _image(SIZES["wide"], 6)),
-        (False, None),
-        (True, _image(SIZES["tall"], 7)),
-    ]
-    rows = [
-        Prepared(
-            prompt=engine.render_prompt(_messages(with_image)),
-            images=[image] if with_image else [],
-            max_tokens=12,
+        ChatRequest(
+            messages=_messages(image is not None),
+            params=SamplingParams(max_tokens=12, temperature=0.0),
+            images=(image,) if image is not None else (),
         )
-        for with_image, image in requests
+        for image in images
     ]
-    generations = engine.generate_many(rows)
-    for (with_image, image), row, generation in zip(requests, rows, generations, strict=True):
-        crops = torch.stack([clip_normalise(c) for c in llava_anyres_crops(image)]) if with_image else None
-        expected = reference.greedy(llava_prompt_ids(original_tokenizer, row.prompt), crops, 12)
-        expected_text = engine.tokenizer.decode(expected, skip_special_tokens=True)
-        assert generation.text == expected_text, (with_image, generation.text, expected_text)
-        assert generation.completion_tokens == len(expected)
+    results = engine.generate(requests)
+    for image, result in zip(images, results, strict=True):
+        assert result.error is None, result.error
+        prompt = engine.processor.apply_chat_template(
+            _messages(image is not None), add_generation_prompt=True, tokenize=False
+        )
+        crops = None if image is None else torch.stack([clip_normalise(c) for c in llava_anyres_crops(image)])
+        expected = reference.greedy(llava_prompt_ids(original_tokenizer, prompt), crops, 12)
+        expected_text = engine.tokenizer.decode(
+            [t for t in expected if t != engine.tokenizer.eos_token_id], skip_special_tokens=True
+        )
+        assert result.text == expected_text, (image is not None, result.text, expected_text)
+        assert result.completion_tokens == len(expected)
 
 
 def test_wrong_classes_are_refused(flat):

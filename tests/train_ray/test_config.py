@@ -40,7 +40,7 @@ def test_pulse_7b_is_the_published_recipe():
     [
         ("global_batch_size=6", "global_batch_size .6. must be a multiple of micro_batch_size"),
         ("offload_optimizer=true", "offload_optimizer needs strategy=zero2 or zero3"),
-        ("model.patch_merge=flat", "patch_merge=flat is not supported"),
+        ("model.patch_merge=unpad", "patch_merge"),
         ("trainable.language_model=false", None),
         ("strategy=fsdp", "strategy"),
         ("lrr=1", "Unknown config key: lrr"),

@@ -42,14 +42,12 @@ def test_conflicting_architecture_value_is_an_error(tiny_llava_dir):
         load_model(ModelConfig(checkpoint=str(tiny_llava_dir), expect={"nonsense": 1}), load_processor(cfg))
 
 
-def test_flat_patch_merge_is_an_explicit_error():
-    with pytest.raises(ValueError, match="patch_merge=flat is not supported"):
-        ModelConfig(build=LlavaBuildConfig(), patch_merge="flat")
-
-    class OriginalLlavaConfig:  # original-LLaVA config.json keys, as PULSE-7B's may carry
+def test_unconverted_original_llava_config_is_an_explicit_error():
+    # flat itself is supported (tests/models/test_flat_merge.py); an original-LLaVA config must be converted first
+    class OriginalLlavaConfig:  # original-LLaVA config.json keys, as PULSE-7B's carry
         mm_patch_merge_type = "flat"
 
-    with pytest.raises(ArchitectureMismatch, match="mm_patch_merge_type='flat'"):
+    with pytest.raises(ArchitectureMismatch, match="mm_patch_merge_type='flat'.*pulse convert"):
         check_architecture(OriginalLlavaConfig(), {})
 
 
