@@ -95,12 +95,25 @@ def resolve_config_path(path: str | Path) -> str:
     raise ConfigError(f"Config file not found: {text}")
 
 
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text -> data; a syntax error is a one-line ConfigError with its line and column."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML{at}: {problem}") from None
+
+
 def load_config(model: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
     """Load ``model`` from a YAML file (optional) plus dotted overrides; unknown keys are errors."""
     data: dict[str, Any] = {}
     if path:
         resolved = resolve_config_path(path)
-        loaded = yaml.safe_load(io.read_text(resolved))
+        if not io.is_remote(resolved) and Path(resolved).is_dir():
+            raise ConfigError(f"--config {path} is a folder, not a YAML file")
+        loaded = parse_yaml(io.read_text(resolved), resolved)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

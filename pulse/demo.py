@@ -1,6 +1,6 @@
 """Run the whole loop on the bundled real records, on an embedded local Ray.
 
-ingest → render → build → train → serve → ECGBench: each step is the same ``run(cfg)``
+ingest → render → build → train → serve → ECGBench → learning check: each step is the same ``run(cfg)``
 as its own subcommand, loaded from the shipped config named here and wired to the
 previous step's output. Example: ``pulse demo output_dir=/tmp/pulse-demo train.overrides='[max_steps=4]'``.
 """
@@ -39,6 +39,16 @@ class DemoBench(StrictModel):
     concurrency: int = Field(4, ge=1)
 
 
+class DemoLearning(StrictModel):
+    """The learning proof: heart-rate strips as a user's LLaVA JSON in the training mixture."""
+
+    train_rows: int = Field(256, ge=3)
+    heldout_rows: int = Field(60, ge=3)
+    heldout_seed: int = 12345
+    weight: float = Field(2.0, gt=0)
+    """Mixture weight of the strips; the ``pulse build`` output has weight 1."""
+
+
 class DemoConfig(StrictModel):
     output_dir: str | None = None
     """Where every step writes; ``null``: a new temp dir."""
@@ -50,8 +60,16 @@ class DemoConfig(StrictModel):
     )
     build: StageRef = StageRef(config="build/templates.yaml")
     train: StageRef = StageRef(
-        config="train/tiny-cpu.yaml", overrides=["max_steps=40", "checkpoint_every=20"]
+        config="train/tiny-cpu.yaml",
+        overrides=[
+            "max_steps=60",
+            "checkpoint_every=60",
+            "lr=2e-3",
+            "warmup_ratio=0.05",
+            "global_batch_size=8",
+        ],
     )
+    learning: DemoLearning = Field(default_factory=DemoLearning)
     serve: StageRef = StageRef(config="serve/cpu.yaml")
     bench: DemoBench = Field(default_factory=DemoBench)
     model_name: str = "pulse-demo"
@@ -148,19 +166,56 @@ def _print_table(results: list[dict[str, Any]]) -> None:
         print(f"| {r['subset']} | {r['question_type']} | {r['n']} | " + " | ".join(text) + " |")
 
 
+def _learning(cfg: DemoConfig, out: str, export_dir: str, build_config) -> list[dict[str, Any]]:
+    """Held-out items answered in-process by the trained export and by the untrained model."""
+    from pulse.demo_learning import HR_TASK, answer_items, chance, heart_rate_accuracy, heart_rate_items
+    from pulse.ecgbench.own_items import build_items
+    from pulse.ecgbench.score import score_items
+    from pulse.models.loader import load_pretrained_dir
+    from pulse.models.tiny_llava import build_tiny_llava
+
+    trained, processor = load_pretrained_dir(export_dir)
+    untrained, _ = build_tiny_llava(build_config)
+    models = {"trained": trained.eval(), "untrained": untrained.eval()}
+    strips = heart_rate_items(cfg.learning.heldout_rows, cfg.learning.heldout_seed)
+    rows = [{"task": HR_TASK, "metric": "accuracy", "n": len(strips), "chance": 100.0 / 3}]
+    for name, model in models.items():
+        rows[0][name] = heart_rate_accuracy(answer_items(model, processor, strips, 6), strips)
+    items, subsets = build_items(io.join(out, "ingest"), io.join(out, "render"), split=cfg.bench.split)
+    items = items[: cfg.bench.max_items] if cfg.bench.max_items else items
+    answers = {name: answer_items(m, processor, items, cfg.bench.max_tokens) for name, m in models.items()}
+    for subset_name, subset in sorted(subsets.items()):
+        gold = [it for it in items if it["subset"] == subset_name]
+        if not gold:
+            continue
+        row: dict[str, Any] = {"task": f"{subset_name} (bundled records)", "n": len(gold)}
+        for name in models:
+            preds = [{"id": it["id"], "text": a} for it, a in zip(items, answers[name], strict=True)]
+            preds = [p for p in preds if p["id"] in {g["id"] for g in gold}]
+            result = score_items(subset, gold, preds, mode=cfg.bench.mode, allow_partial=True)
+            n_options = len(subset.fallback_choices or ()) if subset.kind == "mcq" else None
+            row["metric"], row["chance"] = chance(result, n_options)
+            row[name] = result.get("accuracy", result.get("auc"))
+        rows.append(row)
+    io.write_text(io.join(out, "learning.json"), json.dumps(rows, indent=2))
+    return rows
+
+
 def run(cfg: DemoConfig) -> int:
+    from pulse.demo_learning import print_learning_table, write_heart_rate_llava
+
     started = time.time()
     out = cfg.output_dir or tempfile.mkdtemp(prefix="pulse-demo-")
     print(f"pulse demo: writing everything under {out}")
     init_ray(cfg.ray)
     write_run_info(cfg, out, "demo")
 
-    t = _step("1/6 ingest: bundled real records → record Parquet")
+    t = _step("1/7 ingest: bundled real records → record Parquet")
     module, stage_cfg = _stage("pulse.data_ray.ingest", cfg.ingest, [f"output_dir={io.join(out, 'ingest')}"])
     module.run(stage_cfg)
     print(f"({time.time() - t:.0f}s)")
 
-    t = _step("2/6 render: records → clean paper-ECG images (3x4 + II rhythm strip)")
+    t = _step("2/7 render: records → clean paper-ECG images (3x4 + II rhythm strip)")
     module, stage_cfg = _stage(
         "pulse.data_ray.render.job",
         cfg.render,
@@ -169,7 +224,7 @@ def run(cfg: DemoConfig) -> int:
     module.run(stage_cfg)
     print(f"({time.time() - t:.0f}s)")
 
-    t = _step("3/6 build: template instructions (close-ended, 8-option MCQ, rhythm) → Parquet + LLaVA JSON")
+    t = _step("3/7 build: template instructions (close-ended, 8-option MCQ, rhythm) → Parquet + LLaVA JSON")
     module, stage_cfg = _stage(
         "pulse.data_ray.instruct.job",
         cfg.build,
@@ -180,23 +235,35 @@ def run(cfg: DemoConfig) -> int:
         ],
     )
     module.run(stage_cfg)
+    strips_json, strips_images = write_heart_rate_llava(
+        io.join(out, "user-llava"), cfg.learning.train_rows, seed=0
+    )
+    print(f"+ {cfg.learning.train_rows} heart-rate strips as a user's LLaVA JSON: {strips_json}")
     print(f"({time.time() - t:.0f}s)")
 
-    t = _step("4/6 train: tiny random LLaVA-NeXT, Ray Train with 2 workers, checkpoint + HF export")
+    t = _step(
+        "4/7 train: mixture (build Parquet + LLaVA JSON), tiny LLaVA-NeXT, Ray Train 2 workers, HF export"
+    )
+    built = io.join(out, "build", "parquet", "split=train")
+    sources = (
+        f"[{{name: built, path: '{built}', weight: 1}}, {{name: heart-rate, path: '{strips_json}', "
+        f"format: llava, images: '{strips_images}', weight: {cfg.learning.weight}}}]"
+    )
     module, stage_cfg = _stage(
         "pulse.train_ray.job",
         cfg.train,
         [
             "name=pulse-demo",
             f"storage_path={io.join(out, 'train')}",
-            f"data.train_path={io.join(out, 'build', 'parquet', 'split=train')}",
+            "data.train_path=null",
+            f"data.sources={sources}",
             f"export_dir={io.join(out, 'export')}",
         ],
     )
     result = module.run(stage_cfg)
     print(f"({time.time() - t:.0f}s)")
 
-    t = _step("5/6 serve: the export behind an OpenAI-compatible Ray Serve endpoint")
+    t = _step("5/7 serve: the export behind an OpenAI-compatible Ray Serve endpoint")
     serve_module, serve_cfg = _stage(
         "pulse.serve.job",
         cfg.serve,
@@ -208,12 +275,19 @@ def run(cfg: DemoConfig) -> int:
     base_url = serve_module.start(serve_cfg)
     print(f"serving {cfg.model_name} at {base_url} ({time.time() - t:.0f}s)")
 
+    failed = None
     try:
-        t = _step("6/6 ECGBench: ask the endpoint about held-out records, score with the ECGBench rules")
-        results = _benchmark(cfg, out, base_url)
-        _print_table(results)
+        t = _step("6/7 ECGBench: ask the endpoint about held-out records, score with the ECGBench rules")
+        _print_table(_benchmark(cfg, out, base_url))
         print(f"({time.time() - t:.0f}s)")
+    except Exception as exc:  # the learning check below does not need the endpoint
+        failed = f"{type(exc).__name__}: {exc}"
+        print(f"ECGBench through the endpoint failed: {failed}")
     finally:
         serve_module.stop(serve_cfg)
+
+    t = _step("7/7 did it learn? held-out items: trained vs untrained model vs chance")
+    print_learning_table(_learning(cfg, out, result.export_dir, stage_cfg.model.build))
+    print(f"({time.time() - t:.0f}s)")
     print(f"\npulse demo finished in {time.time() - started:.0f}s; outputs under {out}")
-    return 0
+    return 1 if failed else 0

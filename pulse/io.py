@@ -224,3 +224,41 @@ def ray_read_args(path: str | os.PathLike, storage: StorageOptions | None = None
 def ray_write_args(path: str | os.PathLike, storage: StorageOptions | None = None) -> dict:
     fs, inner = filesystem(path, storage)
     return {"path": inner, "filesystem": fs}
+
+
+STORAGE_HINT = (
+    "check the job's storage: section (endpoint_url, region, anonymous, access_key_env, secret_key_env) "
+    "and the AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION variables"
+)
+_UNREACHABLE = ("NETWORK_CONNECTION", "curlCode", "Couldn't connect", "Could not resolve", "timed out")
+_REFUSED = (
+    *(
+        "ACCESS_DENIED",
+        "AccessDenied",
+        "INVALID_ACCESS_KEY_ID",
+        "InvalidAccessKeyId",
+        "SIGNATURE_DOES_NOT_MATCH",
+    ),
+    *("SignatureDoesNotMatch", "EXPIRED_TOKEN", "ExpiredToken", "403", "No credentials", "UNAUTHORIZED"),
+)
+
+
+def storage_error_message(exc: BaseException) -> str | None:
+    """One line for an S3 access error anywhere in ``exc``'s cause chain, with a hint; else None."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        text = str(error).strip()
+        if isinstance(error, OSError) and ("AWS Error" in text or "S3" in text or "s3://" in text):
+            detail = " ".join(text.split())
+            detail = detail if len(detail) <= 300 else detail[:297] + "..."
+            if any(word in text for word in _UNREACHABLE):
+                what = "cannot reach the object store"
+            elif any(word in text for word in _REFUSED):
+                what = "the object store refused access"
+            else:
+                what = "object store error"
+            return f"{what}: {detail} ({STORAGE_HINT})"
+        error = error.__cause__ or error.__context__
+    return None

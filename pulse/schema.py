@@ -88,16 +88,6 @@ INSTRUCTION_SCHEMA = pa.schema(
 )
 
 TASKS: tuple[str, ...] = ("feature", "rhythm", "morphology", "report")
-LLAVA_ERROR_REASONS: dict[str, str] = {
-    "malformed_row": "not valid JSON, not an object, or fields of the wrong type",
-    "missing_image": "no image path, or the image is in no folder/shard",
-    "corrupt_image": "image bytes that do not decode",
-    "missing_image_token": "first human turn without <image>",
-    "extra_image_token": "more than one <image> in a conversation",
-    "bad_conversation": "turns not alternating human/gpt, or no final gpt answer",
-    "empty_answer": "a gpt turn with empty text",
-}
-"""Error reasons of LLaVA-format instruction rows (import and training count by these)."""
 QTYPES: tuple[str, ...] = ("close", "open", "fill", "mcq", "multi-turn")
 
 

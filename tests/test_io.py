@@ -31,3 +31,20 @@ def test_count_parquet_rows_reads_footers_locally_and_on_s3(tmp_path, s3_bucket)
         assert io.count_parquet_rows(base) == 12
         assert io.count_parquet_rows(io.join(base, "a.parquet")) == 5
     assert io.count_parquet_rows(str(tmp_path / "empty-folder-that-does-not-exist")) == 0
+
+
+def test_storage_error_message_names_the_cause_and_the_settings():
+    unreachable = OSError(
+        "When listing objects in bucket 'b': AWS Error NETWORK_CONNECTION during ListObjectsV2"
+    )
+    message = io.storage_error_message(unreachable)
+    assert message.startswith("cannot reach the object store: When listing objects in bucket 'b'")
+    assert "storage: section" in message and "AWS_SECRET_ACCESS_KEY" in message
+    denied = OSError("AWS Error ACCESS_DENIED during HeadObject operation: No response body.")
+    wrapped = RuntimeError("task failed")
+    wrapped.__cause__ = denied
+    assert io.storage_error_message(wrapped).startswith(
+        "the object store refused access: AWS Error ACCESS_DENIED"
+    )
+    assert io.storage_error_message(OSError("[Errno 28] No space left on device")) is None
+    assert io.storage_error_message(ValueError("AWS Error but not an OSError")) is None

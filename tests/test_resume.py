@@ -67,7 +67,7 @@ def test_changed_config_is_refused_with_the_changed_keys(tmp_path):
         prepare(changed)
     message = str(info.value)
     assert "\n" not in message
-    assert "options.size 8 -> 4" in message and "options.names.1 \"b\" -> unset" in message
+    assert "options.size 8 -> 4" in message and 'options.names.1 "b" -> unset' in message
     assert "use a new output_dir, or overwrite=true" in message
     # Nothing was touched: the recorded fingerprint still describes the old run.
     recorded = json.loads((tmp_path / "out" / "_progress" / "fingerprint.json").read_text())
@@ -102,6 +102,6 @@ def test_outputs_without_a_fingerprint_are_refused(tmp_path):
 def test_fingerprint_lives_on_s3_too(s3_bucket):
     cfg = JobConfig(output_dir=f"{s3_bucket}/resume")
     assert prepare(cfg).status == "fresh"
-    with pytest.raises(ConfigError, match="options.size 8 -> 5"):
+    with pytest.raises(ConfigError, match=r"options\.size 8 -> 5"):
         prepare(cfg.model_copy(update={"options": Options(size=5)}))
     assert prepare(cfg).status == "resume"

@@ -37,6 +37,7 @@ from pulse.data_ray.readers import plan_source, read_unit
 from pulse.data_ray.readers.config import SourceConfig
 from pulse.data_ray.readers.ecgqa import ECGQA_SCHEMA, mark_missing_records, qa_to_table
 from pulse.data_ray.readers.signal import records_to_table
+from pulse.progress import Progress, report
 from pulse.runtime import RayOptions, init_ray
 from pulse.schema import RECORD_SCHEMA, error_reason
 from pulse.summary import StageSummary
@@ -91,6 +92,7 @@ def read_record_batch(
     target_fs: float | None,
     errors_dir: str,
     env: dict[str, str],
+    progress: Any = None,
 ) -> pa.Table:
     """Ray Data UDF: read a batch of units; return good records, write error rows to ``errors_dir``.
 
@@ -110,6 +112,7 @@ def read_record_batch(
     if bad:
         digest = hashlib.sha1("\n".join(r["record_id"] for r in bad).encode()).hexdigest()[:16]
         io.write_parquet(records_to_table(bad), io.join(errors_dir, f"errors-{digest}.parquet"), storage)
+    report(progress, batch.num_rows)
     return records_to_table(good)
 
 
@@ -177,20 +180,22 @@ def run(cfg: IngestConfig) -> StageSummary:
 
     record_items = _items(sources, {"ptbxl", "mimic", "code15", "cinc2021"}, storage)
     if record_items:
-        _dataset(ray, record_items, cfg.batch_size).map_batches(
-            read_record_batch,
-            batch_format="pyarrow",
-            batch_size=cfg.batch_size,
-            compute=ray.data.TaskPoolStrategy(size=cfg.concurrency),
-            fn_kwargs={
-                "sources": sources,
-                "storage": storage,
-                "target_fs": cfg.target_fs,
-                "errors_dir": out["errors"],
-                "env": env,
-            },
-            **remote,
-        ).write_parquet(**io.ray_write_args(out["records"], storage))
+        with Progress(ray, "ingest", total=len(record_items), unit="read units") as progress:
+            _dataset(ray, record_items, cfg.batch_size).map_batches(
+                read_record_batch,
+                batch_format="pyarrow",
+                batch_size=cfg.batch_size,
+                compute=ray.data.TaskPoolStrategy(size=cfg.concurrency),
+                fn_kwargs={
+                    "sources": sources,
+                    "storage": storage,
+                    "target_fs": cfg.target_fs,
+                    "errors_dir": out["errors"],
+                    "env": env,
+                    "progress": progress.counter,
+                },
+                **remote,
+            ).write_parquet(**io.ray_write_args(out["records"], storage))
     records = _read_columns(out["records"], ["record_id", "dataset"], RECORD_SCHEMA, storage)
     errors = _read_columns(out["errors"], ["record_id", "dataset", "error"], RECORD_SCHEMA, storage)
 

@@ -15,6 +15,7 @@ from typing import Any
 PATCH_MERGE_FIELD = "pulse_patch_merge"
 PATCH_MERGES = ("spatial_unpad", "flat")
 IDENTITY_FIELD = "pulse_identity"
+FLAT_ARCHITECTURE = "PulseFlatLlavaNextForConditionalGeneration"
 
 # Hub ids -> the model they are (the name a benchmark table must show for them).
 KNOWN_CHECKPOINTS: dict[str, str] = {
@@ -67,18 +68,25 @@ def checkpoint_identity(checkpoint: str) -> str | None:
 def check_served_name(name: str, checkpoint: str) -> None:
     """Raise ``NameMismatch`` when ``name`` claims a known model the checkpoint is not.
 
-    A name may qualify its identity (``pulse-7b-bf16`` for ``pulse-7b``). A name that is itself a
-    known identity must point at that model: its hub id, a folder recording it, or a path whose
-    last component starts with it (a converted copy on a volume).
+    A name claims a known identity when it starts with it (``pulse-7b``, ``pulse-7b-bf16``);
+    generic names (``llava-next-7b``, ``pulse-tiny``) claim none. A claim must be backed by the
+    checkpoint: its known hub id, a folder recording that identity, or (for a path pulse cannot
+    read here, e.g. a volume) a last path component that starts with it.
     """
+    claimed = sorted((known for known in set(KNOWN_CHECKPOINTS.values()) if name.startswith(known)), key=len)
+    if not claimed:
+        return
+    claim = claimed[-1]
     identity = checkpoint_identity(checkpoint)
-    if identity is not None and not name.startswith(identity):
-        raise NameMismatch(f"model name {name!r} but checkpoint {checkpoint!r} is {identity!r}")
-    claimed = [known for known in set(KNOWN_CHECKPOINTS.values()) if name.startswith(known)]
-    if identity is None and claimed:
-        last = posixpath.basename(checkpoint.rstrip("/"))
-        if not any(last.lower().startswith(known) for known in claimed):
+    if identity is not None:
+        if identity != claim:
             raise NameMismatch(
-                f"model name {name!r} claims {claimed[0]!r} but checkpoint {checkpoint!r} records no identity "
-                "and is not named after it"
+                f"model name {name!r} claims {claim!r} but checkpoint {checkpoint!r} is {identity!r}"
             )
+        return
+    last = posixpath.basename(checkpoint.rstrip("/")).lower()
+    if not last.startswith(claim):
+        raise NameMismatch(
+            f"model name {name!r} claims {claim!r} but checkpoint {checkpoint!r} records no identity "
+            "and is not named after it"
+        )

@@ -22,9 +22,12 @@ from transformers import LlavaNextForConditionalGeneration, LlavaNextProcessor
 from transformers.image_processing_utils import select_best_resolution
 from transformers.models.llava_next.modeling_llava_next import LlavaNextModel, LlavaNextPreTrainedModel
 
-from pulse.models.checkpoint_info import PATCH_MERGE_FIELD, PatchMergeMismatch, patch_merge_of
-
-FLAT_ARCHITECTURE = "PulseFlatLlavaNextForConditionalGeneration"
+from pulse.models.checkpoint_info import (
+    FLAT_ARCHITECTURE,
+    PATCH_MERGE_FIELD,
+    PatchMergeMismatch,
+    patch_merge_of,
+)
 
 
 class PulseFlatLlavaNextModel(LlavaNextModel):

@@ -43,12 +43,14 @@ def checkpoint_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
 
 def model_from_checkpoint(folder: str | Path, dtype: torch.dtype | None = None):
     """(model, processor, train_state) rebuilt from a checkpoint folder on CPU."""
-    from transformers import AutoConfig, AutoProcessor, GenerationConfig, LlavaNextForConditionalGeneration
+    from transformers import AutoConfig, GenerationConfig
+
+    from pulse.models.flat_merge import model_class_for, processor_class_for  # flat vs spatial_unpad
 
     folder = Path(folder)
     info = json.loads((folder / STATE_FILE).read_text())
     config = AutoConfig.from_pretrained(folder / "model_config")
-    model = LlavaNextForConditionalGeneration(config)
+    model = model_class_for(config)(config)
     missing, unexpected = model.load_state_dict(checkpoint_state_dict(folder), strict=False)
     # lm_head may be tied to the embeddings and then legitimately absent from the state dict
     missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
@@ -61,7 +63,7 @@ def model_from_checkpoint(folder: str | Path, dtype: torch.dtype | None = None):
     if dtype is None:
         dtype = torch.bfloat16 if info.get("bf16") else torch.float32
     model = model.to(dtype).eval()
-    processor = AutoProcessor.from_pretrained(folder / "processor")
+    processor = processor_class_for(config).from_pretrained(folder / "processor")
     return model, processor, info
 
 

@@ -64,7 +64,7 @@ def test_rayservice_serve_config_is_the_serve_yaml():
     assert app["import_path"] == "ray.serve.llm:build_openai_app"
     (llm,) = app["args"]["llm_configs"]
     assert llm["model_loading_config"] == {
-        "model_id": "pulse-7b",
+        "model_id": serve_cfg.models[0].name,
         "model_source": serve_cfg.models[0].checkpoint,
     }
     assert (

@@ -4,12 +4,14 @@ CODE-15%/MIMIC-IV-ECG files (see conftest), corrupt inputs, and S3 in and out (m
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pyarrow.parquet as pq
 import pytest
 
 from pulse import io
+from pulse.config import ConfigError
 from pulse.data_ray.ingest import IngestConfig, run
 from pulse.data_ray.readers.config import BUNDLED_ROOT, SourceConfig
 from pulse.data_ray.readers.ecgqa import ECGQA_SCHEMA
@@ -135,3 +137,34 @@ def test_ingest_from_and_to_s3(ray_session, s3_bucket):
     assert errors.column("error").to_pylist()[0].startswith("missing_file: s3://")
     assert summary.errors_by_reason == {"missing_file": 1}
     assert io.exists(f"{s3_bucket}/ingested/run_info.json")
+
+
+def test_rerun_has_nothing_to_do_refuses_a_changed_config_and_overwrites(
+    ray_session, tmp_path, corrupt_cinc, capsys
+):
+    out = tmp_path / "out"
+
+    def ingest(**changes) -> IngestConfig:
+        fields = {"output_dir": str(out), "sources": [SourceConfig(kind="cinc2021", root=str(corrupt_cinc))]}
+        return IngestConfig(**{**fields, **changes})
+
+    first = run(ingest())
+    assert first.rows_ok > 0 and re.search(r"\[ingest\] (\d+)/\1 read units \(", capsys.readouterr().out)
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = run(ingest(batch_size=1, concurrency=1))  # worker settings do not change the records
+    assert capsys.readouterr().out.startswith(f"[ingest] nothing to do: {out}")
+    assert (
+        again.rows_ok == first.rows_ok
+        and {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
+    )
+    with pytest.raises(
+        ConfigError, match=r"\(target_fs null -> 250\.0\); use a new output_dir, or overwrite=true"
+    ):
+        run(ingest(target_fs=250))
+    assert json.loads((out / "run_info.json").read_text())["config"]["target_fs"] is None
+    (out / "_progress" / "done.json").unlink()  # an interrupted run starts over with the same config
+    assert run(ingest()).rows_ok == first.rows_ok
+    rebuilt = run(ingest(target_fs=250, overwrite=True))
+    assert rebuilt.rows_ok == first.rows_ok
+    assert set(pq.read_table(out / "records", columns=["fs"]).column("fs").to_pylist()) == {250.0}
+    assert json.loads((out / "run_info.json").read_text())["config"]["target_fs"] == 250

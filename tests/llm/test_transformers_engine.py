@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import sys
+import threading
+import time
 
 import pytest
 from ray import cloudpickle
@@ -140,3 +143,175 @@ def test_apply_llm_runs_batched_in_ray_data(ray_session, tiny_engine):
             assert row["error"] is None
             assert row["text"] == expected[row["i"] % len(QUESTIONS)].text  # same seed, same weights
             assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
+
+
+# --- The vision engine the endpoint serves (the tiny LLaVA-NeXT folder), with pre-decoded images ---
+
+IMAGE_QUESTION = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What rhythm?"}]}]
+
+
+@pytest.fixture(scope="module")
+def llava_engine(tiny_llava_dir):
+    return TransformersEngine(
+        TransformersEngineConfig(model_source=str(tiny_llava_dir), device="cpu", torch_threads=1)
+    )
+
+
+@pytest.fixture(scope="module")
+def image():
+    from PIL import Image
+
+    from tests.serve.serve_testlib import png_bytes
+
+    return Image.open(io.BytesIO(png_bytes())).convert("RGB")
+
+
+def ask(image, **params) -> ChatRequest:
+    extra = {k: params.pop(k) for k in ("deadline", "cancel") if k in params}
+    return ChatRequest(IMAGE_QUESTION, SamplingParams(**{"max_tokens": 10, **params}), (image,), **extra)
+
+
+def test_greedy_matches_offline_generate_token_for_token(llava_engine, image, tiny_llava_dir):
+    from pulse.llm.streaming import TokenStreamer
+    from pulse.models.loader import load_pretrained_dir
+
+    model, processor = load_pretrained_dir(tiny_llava_dir)
+    prompt = processor.apply_chat_template(IMAGE_QUESTION, add_generation_prompt=True, tokenize=False)
+    inputs = processor(images=[image], text=[prompt], add_special_tokens=False, return_tensors="pt")
+    reference = model.generate(**inputs, max_new_tokens=10, do_sample=False)[
+        0, inputs["input_ids"].shape[1] :
+    ]
+    ids, ended = [], []
+    result = llava_engine.generate([ask(image)], streamer=TokenStreamer(ids.append, lambda: ended.append(1)))[
+        0
+    ]
+    assert ids == reference.tolist() and ended == [1]
+    assert result.text == processor.tokenizer.decode(reference, skip_special_tokens=True)
+    assert result.finish_reason == "length" and result.completion_tokens == 10
+
+
+def test_prompt_starts_with_a_single_bos(llava_engine):
+    prompt, images, _ = llava_engine.render(ChatRequest([{"role": "user", "content": "hi"}]))
+    ids = llava_engine._encode([(prompt, images, 0)])["input_ids"][0].tolist()
+    assert ids[0] == llava_engine.tokenizer.bos_token_id and ids[1] != llava_engine.tokenizer.bos_token_id
+
+
+def test_batch_of_mixed_requests_equals_each_alone(llava_engine, image):
+    text_only = ChatRequest([{"role": "user", "content": "Is the ECG normal?"}], SamplingParams(max_tokens=6))
+    rows = [ask(image), ask(image, max_tokens=4), text_only]
+    batched = llava_engine.generate(rows)
+    alone = [llava_engine.generate([r])[0] for r in rows]
+    assert [b.text for b in batched] == [a.text for a in alone]
+    assert [b.completion_tokens for b in batched] == [10, 4, 6]
+    assert batched[1].finish_reason == "length"
+
+
+def test_stop_strings_truncate_and_finish_with_stop(llava_engine, image):
+    full = llava_engine.generate([ask(image)])[0].text
+    stop = full[3:5]
+    stopped = llava_engine.generate([ask(image, stop=[stop])])[0]
+    assert stopped.text == full[: full.find(stop)]
+    assert stopped.finish_reason == "stop"
+
+
+def test_seeded_sampling_is_reproducible_whatever_it_is_batched_with(llava_engine, image):
+    a = llava_engine.generate([ask(image, temperature=1.0, seed=11)])[0].text
+    b = llava_engine.generate([ask(image, temperature=1.0, seed=11), ask(image, temperature=1.0, seed=5)])[
+        0
+    ].text
+    assert a == b
+
+
+class ForwardCounter:
+    """Counts the model's forward passes (a real hook on the real model)."""
+
+    def __init__(self, model):
+        self.calls = 0
+        self.handle = model.register_forward_pre_hook(self._hook)
+
+    def _hook(self, module, args):
+        self.calls += 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def test_cancel_and_deadline_stop_a_request_before_its_prefill(llava_engine, image):
+    cancel = threading.Event()
+    cancel.set()
+    with ForwardCounter(llava_engine.model) as forward:
+        cancelled = llava_engine.generate([ask(image, max_tokens=200, cancel=cancel)])[0]
+        late = llava_engine.generate([ask(image, max_tokens=200, deadline=time.monotonic() - 1)])[0]
+    assert (cancelled.finish_reason, cancelled.completion_tokens) == ("cancelled", 0)
+    assert (late.finish_reason, late.completion_tokens) == ("timeout", 0)
+    assert forward.calls == 0, "an expired or cancelled request must never reach prefill"
+
+
+def test_deadline_passing_during_image_preprocessing_skips_the_prefill(llava_engine, image, monkeypatch):
+    """The deadline is checked again after the processor ran (image decoding/resizing takes time)."""
+    encode = llava_engine._encode
+
+    def slow_encode(items):
+        out = encode(items)
+        time.sleep(0.3)
+        return out
+
+    monkeypatch.setattr(llava_engine, "_encode", slow_encode)
+    on_time = ask(image, max_tokens=3)
+    with ForwardCounter(llava_engine.model) as forward:
+        results = llava_engine.generate([ask(image, max_tokens=3, deadline=time.monotonic() + 0.15), on_time])
+    assert results[0].finish_reason == "timeout" and results[0].completion_tokens == 0
+    assert results[1].finish_reason == "length" and results[1].completion_tokens == 3
+    assert forward.calls == 3, "only the request on time ran: one prefill + two decode steps"
+
+
+def test_deadline_between_tokens_stops_a_long_generation(llava_engine, image):
+    result = llava_engine.generate([ask(image, max_tokens=800, deadline=time.monotonic() + 0.5)])[0]
+    assert result.finish_reason == "timeout" and 0 < result.completion_tokens < 800
+
+
+def test_prompt_plus_max_tokens_beyond_the_context_fails_alone_before_prefill(llava_engine, image):
+    assert llava_engine.max_model_len == 1024  # the tiny model's max_position_embeddings
+    fits = llava_engine.generate([ask(image, max_tokens=8)])[0]
+    room = 1024 - fits.prompt_tokens
+    too_long = ChatRequest(
+        [{"role": "user", "content": "sinus rhythm " * 2000}], SamplingParams(max_tokens=1)
+    )
+    with ForwardCounter(llava_engine.model) as forward:
+        results = llava_engine.generate(
+            [ask(image, max_tokens=room + 1), too_long, ask(image, max_tokens=room)]
+        )
+    # The first only exceeds once its image tokens are counted: the check runs after encoding too.
+    assert results[0].reason == "context_length_exceeded"
+    assert f"maximum context length is 1024 tokens, but {1024 + 1} were requested" in results[0].error
+    assert results[1].reason == "context_length_exceeded" and forward.calls > 0
+    assert results[2].error is None and results[2].prompt_tokens == fits.prompt_tokens
+
+
+def test_max_model_len_overrides_the_models_context(tiny_engine):
+    engine = TransformersEngine(TransformersEngineConfig(model_source="tiny-random", max_model_len=40))
+    result = engine.generate([ChatRequest(user(QUESTIONS[3]), SamplingParams(max_tokens=30))])[0]
+    assert (
+        result.reason == "context_length_exceeded" and "maximum context length is 40 tokens" in result.error
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"temperature": 1e308},
+        {"temperature": float("nan")},
+        {"top_p": 0.0},
+        {"seed": 10**30},
+        {"max_tokens": 10**12},
+    ],
+)
+def test_out_of_range_sampling_values_are_refused_by_the_request_type(bad):
+    from pulse.llm.base import make_request
+
+    result = make_request(user("x"), bad)
+    assert result.reason == "bad_sampling_params", result
+    assert result.error.split(": ")[1] == next(iter(bad))

@@ -194,7 +194,8 @@ def cpu_engine(model_dir: Path, **overrides) -> dict:
         "batch_size": 16,
         "max_concurrent_batches": 4,
         "placement_group_config": {"bundles": [{"CPU": 1}]},
-        "engine_kwargs": {"enforce_eager": True, "dtype": "float32"},
+        "dtype": "float32",
+        "engine_kwargs": {"enforce_eager": True},
         "runtime_env": {"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}},
         **overrides,
     }

@@ -46,7 +46,7 @@ def write_tokenizer(folder: Path) -> None:
     ).save_pretrained(folder)
 
 
-def original_config(merge: str, vocab_size: int, tower: str) -> dict:
+def original_config(merge: str, vocab_size: int, tower: str, text: dict = TEXT) -> dict:
     """``config.json`` as LLaVA's trainer writes it (PULSE-7B's fields, tiny sizes)."""
     return {
         "_name_or_path": "lmsys/vicuna-7b-v1.5",
@@ -57,11 +57,11 @@ def original_config(merge: str, vocab_size: int, tower: str) -> dict:
         "eos_token_id": 2,
         "pad_token_id": 0,
         "hidden_act": "silu",
-        "hidden_size": TEXT["hidden"],
-        "intermediate_size": TEXT["inter"],
-        "num_hidden_layers": TEXT["layers"],
-        "num_attention_heads": TEXT["heads"],
-        "num_key_value_heads": TEXT["kv"],
+        "hidden_size": text["hidden"],
+        "intermediate_size": text["inter"],
+        "num_hidden_layers": text["layers"],
+        "num_attention_heads": text["heads"],
+        "num_key_value_heads": text["kv"],
         "max_position_embeddings": 1024,
         "rms_norm_eps": 1e-5,
         "rope_theta": 10000.0,
@@ -106,7 +106,7 @@ def tower_config() -> dict:
     }
 
 
-def original_weights(vocab_size: int, seed: int) -> dict[str, torch.Tensor]:
+def original_weights(vocab_size: int, seed: int, text: dict = TEXT) -> dict[str, torch.Tensor]:
     """Every tensor of a ``LlavaLlamaForCausalLM`` checkpoint, under LLaVA's names."""
     g = torch.Generator().manual_seed(seed)
     w: dict[str, torch.Tensor] = {}
@@ -114,18 +114,18 @@ def original_weights(vocab_size: int, seed: int) -> dict[str, torch.Tensor]:
     def rand(*shape, scale=0.08):
         return torch.randn(*shape, generator=g) * scale
 
-    h, v = TEXT["hidden"], VISION["hidden"]
-    kv = h // TEXT["heads"] * TEXT["kv"]
+    h, v = text["hidden"], VISION["hidden"]
+    kv = h // text["heads"] * text["kv"]
     w["model.embed_tokens.weight"] = rand(vocab_size, h, scale=0.5)
-    for i in range(TEXT["layers"]):
+    for i in range(text["layers"]):
         p = f"model.layers.{i}."
         w[p + "self_attn.q_proj.weight"] = rand(h, h)
         w[p + "self_attn.k_proj.weight"] = rand(kv, h)
         w[p + "self_attn.v_proj.weight"] = rand(kv, h)
         w[p + "self_attn.o_proj.weight"] = rand(h, h)
-        w[p + "mlp.gate_proj.weight"] = rand(TEXT["inter"], h)
-        w[p + "mlp.up_proj.weight"] = rand(TEXT["inter"], h)
-        w[p + "mlp.down_proj.weight"] = rand(h, TEXT["inter"])
+        w[p + "mlp.gate_proj.weight"] = rand(text["inter"], h)
+        w[p + "mlp.up_proj.weight"] = rand(text["inter"], h)
+        w[p + "mlp.down_proj.weight"] = rand(h, text["inter"])
         w[p + "input_layernorm.weight"] = 1 + rand(h)
         w[p + "post_attention_layernorm.weight"] = 1 + rand(h)
     w["model.norm.weight"] = 1 + rand(h)
@@ -160,7 +160,9 @@ def original_weights(vocab_size: int, seed: int) -> dict[str, torch.Tensor]:
     return w
 
 
-def write_original_llava(folder: Path, merge: str = "flat", seed: int = 0, tower_inside: bool = True) -> Path:
+def write_original_llava(
+    folder: Path, merge: str = "flat", seed: int = 0, tower_inside: bool = True, text: dict = TEXT
+) -> Path:
     """Write a two-shard original-LLaVA checkpoint (+ a CLIP tower folder its config names)."""
     from safetensors.torch import save_file
 
@@ -170,14 +172,16 @@ def write_original_llava(folder: Path, merge: str = "flat", seed: int = 0, tower
     tower = folder.parent / f"{folder.name}-clip-tower"
     tower.mkdir(exist_ok=True)
     (tower / "config.json").write_text(json.dumps(tower_config()))
-    weights = original_weights(vocab_size, seed)
+    weights = original_weights(vocab_size, seed, text)
     tower_keys = [k for k in weights if k.startswith("model.vision_tower.vision_tower.")]
     if not tower_inside:
         tower_weights = {
             k.removeprefix("model.vision_tower.vision_tower."): weights.pop(k) for k in tower_keys
         }
         save_file(tower_weights, str(tower / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps(original_config(merge, vocab_size, str(tower)), indent=2))
+    (folder / "config.json").write_text(
+        json.dumps(original_config(merge, vocab_size, str(tower), text), indent=2)
+    )
     (folder / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": 2}))
     names = sorted(weights)
     shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
@@ -253,7 +257,7 @@ class ReferenceLlava:
             if k.startswith(prefix) and "position_ids" not in k
         }
         self.tower.load_state_dict(tower, strict=True)
-        h = TEXT["hidden"]
+        h = config["hidden_size"]
         self.projector = torch.nn.Sequential(
             torch.nn.Linear(VISION["hidden"], h), torch.nn.GELU(), torch.nn.Linear(h, h)
         )

@@ -321,7 +321,11 @@ def test_web_page_and_static_files_are_served(endpoint):
     assert page.status_code == 200 and 'id="ask-form"' in page.text
     script = httpx.get(root + "/static/app.js")
     assert script.status_code == 200 and "/v1/chat/completions" in script.text
-    assert httpx.get(root + "/static/../job.py").status_code == 404
+    # httpx sends /job.py: an unknown route, 401 without a key and 404 with one; never the file.
+    assert httpx.get(root + "/static/../job.py").status_code == 401
+    traversal = httpx.get(root + "/static/../job.py", headers={"Authorization": f"Bearer {API_KEY}"})
+    assert traversal.status_code == 404 and "import" not in traversal.text
+    assert httpx.get(root + "/static/%2E%2E%2Fjob.py").status_code == 404
 
 
 def test_web_page_streams_an_answer_in_headless_chromium(endpoint, tmp_path):

@@ -9,18 +9,18 @@ from pulse.serve.gpu import build_vllm_app, llm_config_dict, serving_args, valid
 
 
 def gpu_config(**changes) -> ServeConfig:
-    model = {
-        "name": "pulse-7b",
-        "checkpoint": "llava-hf/llava-v1.6-vicuna-7b-hf",
-        "engine": "vllm",
+    engine = {
+        "kind": "vllm",
         "accelerator_type": "H100",
         "max_model_len": 8192,
         "tensor_parallel_size": 2,
-        "engine_kwargs": {"gpu_memory_utilization": 0.9},
+        "gpu_memory_utilization": 0.9,
     }
+    checkpoint = changes.pop("checkpoint", "llava-hf/llava-v1.6-vicuna-7b-hf")
+    model = {"name": "pulse-7b", "checkpoint": checkpoint, "engine": {**engine, **changes}}
     return ServeConfig.model_validate(
         {
-            "models": [{**model, **changes}],
+            "models": [model],
             "autoscaling": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 32},
             "auth": {"api_key_env": None},
         }

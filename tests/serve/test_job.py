@@ -26,6 +26,14 @@ def test_cli_prints_the_resolved_config(capsys):
     assert job.CONFIG_CLASS is ServeConfig and job.__doc__
 
 
+def test_cli_serves_a_checkpoint_in_one_line(capsys, tiny_llava_dir):
+    assert cli_main(["serve", "--checkpoint", str(tiny_llava_dir), "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert f"name: {tiny_llava_dir.name}" in out and f"checkpoint: {tiny_llava_dir}" in out
+    assert cli_main(["serve", "--checkpoint", "/x", "max_batch_size=4", "--print-config"]) == 2
+    assert "max_batch_size" in capsys.readouterr().err
+
+
 def test_app_builder_builds_ingress_and_one_deployment_per_model(monkeypatch):
     monkeypatch.delenv("PULSE_API_KEY", raising=False)
     app = job.app_builder(

@@ -24,7 +24,7 @@ from pulse.data_ray.instruct.config import BuildConfig
 from pulse.data_ray.instruct.ecgqa import ecgqa_batch
 from pulse.data_ray.instruct.faithfulness import check_row
 from pulse.data_ray.instruct.plan import plan_batch
-from pulse.data_ray.instruct.rows import map_rows
+from pulse.data_ray.instruct.rows import map_rows, shard_of
 from pulse.data_ray.instruct.stats import merge_markers, write_stats
 from pulse.data_ray.instruct.validate import validate_row
 from pulse.data_ray.instruct.write import (
@@ -35,6 +35,7 @@ from pulse.data_ray.instruct.write import (
     image_item,
     row_item,
 )
+from pulse.progress import Progress
 from pulse.runtime import init_ray
 from pulse.summary import StageSummary
 
@@ -114,10 +115,12 @@ def write_shards(cfg: BuildConfig, rows, wanted_records: set[str]) -> list[dict]
         from ray.data.context import ShuffleStrategy
 
         items.context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED  # this dataset's own copy
-    written = items.groupby("shard", num_partitions=max(1, min(shards, 32))).map_groups(
-        write_group, batch_format="pyarrow", fn_kwargs=writer_kwargs
-    )
-    return [json.loads(row["marker"]) for row in written.take_all()]
+    pending = len({shard_of(record_id, shards) for record_id in wanted_records})
+    with Progress(init_ray(cfg.ray), "build", total=pending, unit="shards") as progress:
+        written = items.groupby("shard", num_partitions=max(1, min(shards, 32))).map_groups(
+            write_group, batch_format="pyarrow", fn_kwargs={**writer_kwargs, "progress": progress.counter}
+        )
+        return [json.loads(row["marker"]) for row in written.take_all()]
 
 
 def run(cfg: BuildConfig) -> StageSummary:

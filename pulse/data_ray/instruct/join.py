@@ -14,8 +14,8 @@ import numpy as np
 
 from pulse import io
 from pulse.config import ConfigError
-from pulse.data_ray.instruct.rows import RECORD_COLUMNS, shard_of
 from pulse.data_ray.first_rows import first_rows
+from pulse.data_ray.instruct.rows import RECORD_COLUMNS, shard_of
 
 IMAGE_COLUMNS = ("record_id", "image", "image_format", "error")
 

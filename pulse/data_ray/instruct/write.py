@@ -26,6 +26,7 @@ from pulse import io
 from pulse.config import ConfigError
 from pulse.data_ray.instruct.dedupe import drop_near_duplicates
 from pulse.data_ray.instruct.rows import shard_of, with_error
+from pulse.progress import report
 from pulse.schema import INSTRUCTION_SCHEMA, error_reason
 
 HIST_BINS = 20  # judge-score histogram over [0, 5] in steps of 0.25
@@ -116,12 +117,18 @@ class ShardWriter:
     """Writes one shard per group (see module docstring); returns one summary row per shard."""
 
     def __init__(
-        self, output: OutputFolder, num_shards: int, llava: bool = True, dedupe: dict[str, Any] | None = None
+        self,
+        output: OutputFolder,
+        num_shards: int,
+        llava: bool = True,
+        dedupe: dict[str, Any] | None = None,
+        progress: Any = None,
     ):
         self.output = output
         self.num_shards = num_shards
         self.llava = llava
         self.dedupe = dedupe
+        self.progress = progress  # a pulse.progress counter handle: one count per written shard
 
     def __call__(self, group: pa.Table) -> pa.Table:
         items = group.to_pylist()
@@ -148,6 +155,7 @@ class ShardWriter:
                     row = with_error(row, "missing_image", detail)
                 (dropped if row.get("error") else kept).append(row)
         marker = self._write(shard, kept, dropped, images)
+        report(self.progress, 1)
         return pa.Table.from_pylist([{"shard": shard, "marker": json.dumps(marker)}])
 
     def _write(self, shard: int, kept, dropped, images) -> dict[str, Any]:

@@ -9,7 +9,7 @@ surface as a row of its own, which fails validation and is counted too. Nothing 
 
 :func:`validate_record` turns one decoded record into the fields of ``INSTRUCTION_SCHEMA``
 (task/qtype from ``metadata.subtask``/``metadata.type``, ``source`` from the row) or raises
-:class:`RowError` with a reason from ``pulse.schema.LLAVA_ERROR_REASONS``.
+:class:`RowError` with a reason from ``pulse.errors.REASONS``.
 """
 
 from __future__ import annotations

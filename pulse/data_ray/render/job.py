@@ -24,9 +24,10 @@ from pulse.config import StrictModel, write_run_info
 from pulse.data_ray.first_rows import first_rows
 from pulse.data_ray.render.renderer import RenderParams
 from pulse.data_ray.render.sink import ImageRowsDatasink
-from pulse.data_ray.render.stage import INPUT_COLUMNS, OPTIONAL_COLUMNS, RenderStage
+from pulse.data_ray.render.stage import RenderStage
+from pulse.data_ray.stage import map_stage
+from pulse.progress import Progress
 from pulse.runtime import RayOptions, init_ray
-from pulse.schema import require_columns
 from pulse.summary import StageSummary
 
 
@@ -59,16 +60,6 @@ NOT_IN_FINGERPRINT = ("output_dir", "batch_size", "concurrency", "num_cpus")
 """Config fields that do not change the rendered images (where they go, how many workers)."""
 
 
-def actor_pool(concurrency: int | tuple[int, int]):
-    """Ray Data's actor pool for a fixed worker count or an autoscaling ``(min, max)`` range."""
-    from ray.data import ActorPoolStrategy
-
-    if isinstance(concurrency, int):
-        return ActorPoolStrategy(size=concurrency)
-    low, high = concurrency
-    return ActorPoolStrategy(min_size=low, max_size=high)
-
-
 def run(cfg: RenderConfig) -> StageSummary:
     """Render every record under ``cfg.input_dir``; prints and returns the stage summary."""
     started = time.time()
@@ -88,25 +79,24 @@ def run(cfg: RenderConfig) -> StageSummary:
             io.delete(io.join(cfg.output_dir, name), cfg.storage)
     ray = init_ray(cfg.ray)
     ds = ray.data.read_parquet(**io.ray_read_args(records_dir, cfg.storage), file_extensions=["parquet"])
-    names = ds.schema().names
-    require_columns(names, INPUT_COLUMNS, "render")
-    ds = ds.select_columns([c for c in (*INPUT_COLUMNS, *OPTIONAL_COLUMNS) if c in names])
+    ds = ds.select_columns(RenderStage.read_columns(ds.schema().names))
     ds = first_rows(ds, cfg.limit)
     # Ingest may write few large files; split them so every render worker (and node) gets batches.
     # The row count comes from the Parquet footers: ds.count() here would read every signal once more.
     rows = io.count_parquet_rows(records_dir, cfg.storage)
     rows = min(rows, cfg.limit) if cfg.limit else rows
     ds = ds.repartition(max(1, -(-rows // cfg.batch_size)))
-    images = ds.map_batches(
+    images = map_stage(
+        ds,
         RenderStage,
-        fn_constructor_kwargs={"params": cfg.params.model_dump(mode="json")},
+        kwargs={"params": cfg.params.model_dump(mode="json")},
+        workers=cfg.concurrency,
         batch_size=cfg.batch_size,
-        batch_format="pyarrow",
-        compute=actor_pool(cfg.concurrency),
         num_cpus=cfg.num_cpus,
     )
-    sink = ImageRowsDatasink(cfg.output_dir, cfg.storage, cfg.write_files)
-    images.write_datasink(sink)
+    with Progress(ray, "render", total=rows, unit="records") as progress:
+        sink = ImageRowsDatasink(cfg.output_dir, cfg.storage, cfg.write_files, progress.counter)
+        images.write_datasink(sink)
     write_run_info(cfg, cfg.output_dir, "render", cfg.storage)
     seconds = time.time() - started
     outputs = {

@@ -21,6 +21,7 @@ from ray.data.block import Block
 from ray.data.datasource import Datasink, WriteResult
 
 from pulse import io
+from pulse.progress import report
 from pulse.schema import IMAGE_SCHEMA, error_reason
 
 EXTENSIONS = {"png": "png", "jpeg": "jpg"}
@@ -36,8 +37,16 @@ def file_name(record_id: str, image_format: str) -> str:
 class ImageRowsDatasink(Datasink[dict]):
     """Write IMAGE_SCHEMA blocks to ``<output_dir>/images`` and ``<output_dir>/errors``."""
 
-    def __init__(self, output_dir: str, storage: io.StorageOptions | None = None, write_files: bool = False):
+    def __init__(
+        self,
+        output_dir: str,
+        storage: io.StorageOptions | None = None,
+        write_files: bool = False,
+        progress: Any = None,
+    ):
         self.output_dir = output_dir
+        self.progress = progress
+        """A :class:`pulse.progress.Progress` counter handle; each write task adds its rows."""
         # Resolved here on the driver: the filesystem object carries endpoint and credentials to
         # the write tasks, whose processes may not have the driver's AWS_* environment.
         self.filesystem, self.root = io.filesystem(output_dir, storage)
@@ -79,6 +88,7 @@ class ImageRowsDatasink(Datasink[dict]):
         if bad.num_rows:
             self._write_table(bad, "errors", name)
         reasons = Counter(error_reason(e) for e in bad.column("error").to_pylist())
+        report(self.progress, table.num_rows)
         return {"ok": good.num_rows, "errors": dict(reasons)}
 
     def on_write_complete(self, write_result: WriteResult[dict]) -> None:

@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from pulse.data_ray.render.renderer import RecordError, RenderedImage, Renderer, RenderParams
-from pulse.schema import IMAGE_SCHEMA, LEAD_BOX_TYPE, require_columns
+from pulse.data_ray.stage import Stage
+from pulse.schema import IMAGE_SCHEMA, LEAD_BOX_TYPE
 
 INPUT_COLUMNS = ("record_id", "fs", "lead_names", "signal")
 OPTIONAL_COLUMNS = ("age", "sex", "recorded_at", "error")
@@ -94,8 +95,14 @@ def image_rows(record_ids: list[str], results: list[RenderedImage | str]) -> pa.
     return pa.Table.from_pydict(columns, schema=IMAGE_SCHEMA)
 
 
-class RenderStage:
-    """``ds.map_batches(RenderStage, fn_constructor_kwargs={"params": ...}, batch_format="pyarrow")``."""
+class RenderStage(Stage):
+    """Records in, image rows out: ``map_stage(ds, RenderStage, kwargs={"params": ...})``."""
+
+    name = "render"
+    input_columns = INPUT_COLUMNS
+    optional_columns = OPTIONAL_COLUMNS
+    output_columns = OUTPUT_COLUMNS
+    crash_reason = "render_failed"
 
     def __init__(self, params: RenderParams | dict[str, Any]):
         self.params = params if isinstance(params, RenderParams) else RenderParams.model_validate(params)
@@ -103,20 +110,16 @@ class RenderStage:
 
     def render_one(self, record: dict[str, Any]) -> RenderedImage | str:
         """A rendered image, or the ``"<reason>: <detail>"`` error for this record."""
-        if record.get("error"):
-            return f"upstream_error: {record['error']}"
+        return self.guarded(self._render, record)
+
+    def _render(self, record: dict[str, Any]) -> RenderedImage | str:
         try:
             return self.renderer.render(record, record_seed(self.params.seed, str(record["record_id"])))
-        except RecordError as exc:
+        except RecordError as exc:  # the renderer's own refusal of this record, already "<reason>: …"
             return str(exc)
-        except Exception as exc:  # a bug or exotic input must cost one row, not the job
-            return f"render_failed: {type(exc).__name__}: {exc}"
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        require_columns(batch.column_names, INPUT_COLUMNS, "render")
-        present = [
-            c for c in (*INPUT_COLUMNS, *OPTIONAL_COLUMNS) if c in batch.column_names and c != "signal"
-        ]
+        present = [c for c in self.read_columns(batch.column_names) if c != "signal"]
         rows = batch.select(present).to_pylist()
         signals = _signals(batch.column("signal"))
         results = []

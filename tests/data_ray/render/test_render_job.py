@@ -3,10 +3,11 @@
 import json
 
 import pyarrow.compute as pc
+import pytest
 
 from pulse import io
 from pulse.cli import main
-from pulse.config import load_config
+from pulse.config import ConfigError, load_config
 from pulse.data_ray.render.job import RenderConfig, run
 from pulse.data_ray.render.renderer import decode_image
 
@@ -74,9 +75,44 @@ def test_cli_missing_input_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_worker_count_or_range_becomes_an_actor_pool():
-    from pulse.data_ray.render.job import RenderConfig, actor_pool
+    from pulse.data_ray.render.job import RenderConfig
+    from pulse.data_ray.stage import compute_strategy as actor_pool
 
     fixed = actor_pool(RenderConfig(input_dir="i", output_dir="o", concurrency=3).concurrency)
     assert (fixed.min_size, fixed.max_size) == (3, 3)
     scaling = actor_pool(RenderConfig(input_dir="i", output_dir="o", concurrency=[1, 4]).concurrency)
     assert (scaling.min_size, scaling.max_size) == (1, 4)
+
+
+def test_rerun_resumes_refuses_a_changed_config_and_overwrites(ray_session, render_data, tmp_path, capsys):
+    records = [render_data.synthetic_record(f"synthetic/{i}", fs=400.0) for i in range(3)]
+    input_dir = render_data.write_records(str(tmp_path / "ingest"), records)
+    out = tmp_path / "render"
+
+    def render(*extra: str):
+        base = [f"input_dir={input_dir}", f"output_dir={out}", "params.dpi=40", "concurrency=1"]
+        return run(load_config(RenderConfig, None, [*base, *extra]))
+
+    assert render().rows_ok == 3
+    assert "[render] 3/3 records (" in capsys.readouterr().out  # pulse's own progress line
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    # Same output-affecting config (worker settings do not count): nothing to do, nothing rewritten.
+    again = render("concurrency=2", "batch_size=2")
+    assert capsys.readouterr().out.startswith(f"[render] nothing to do: {out}")
+    assert again.rows_ok == 3 and {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
+    with pytest.raises(
+        ConfigError, match=r"holds a render run with a different config \(params\.dpi 40 -> 50\)"
+    ):
+        render("params.dpi=50")
+    # An interrupted run (no done marker, a stray part) is redone without duplicate images.
+    (out / "_progress" / "done.json").unlink()
+    stray = out / "images" / "part-stray-000000.parquet"
+    stray.write_bytes((next((out / "images").glob("*.parquet"))).read_bytes())
+    assert render().rows_ok == 3 and io.read_parquet(str(out / "images")).num_rows == 3
+    rebuilt = render("params.dpi=50", "overwrite=true")
+    assert rebuilt.rows_ok == 3
+    images = io.read_parquet(str(out / "images"))
+    assert images.num_rows == 3 and {
+        json.loads(d)["dpi"] for d in images.column("distortions").to_pylist()
+    } == {50}
+    assert json.loads((out / "run_info.json").read_text())["config"]["params"]["dpi"] == 50

@@ -1,0 +1,42 @@
+"""pulse speaks, Ray whispers: a job's terminal shows no Ray notices unless --verbose (PULSE_VERBOSE=1)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    from pulse.runtime import RayOptions, init_ray
+
+    ray = init_ray(RayOptions(num_cpus=2))
+
+    @ray.remote
+    def chatty():
+        print("worker says hello")
+        return 1
+
+    assert ray.get(chatty.remote()) == 1
+    print("rows", ray.data.range(20).map_batches(lambda b: b).count())
+    ray.shutdown()
+    """
+)
+
+
+def run_script(verbose: bool) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_DATA_DISABLE_PROGRESS_BARS")}
+    env["PULSE_VERBOSE"] = "1" if verbose else "0"
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300, check=True
+    )
+
+
+def test_ray_is_quiet_by_default_and_verbose_brings_it_back():
+    quiet = run_script(verbose=False)
+    assert quiet.stdout == "rows 20\n"
+    assert quiet.stderr == ""  # no token-auth notice, no start-up lines, no Ray Data progress blocks
+    loud = run_script(verbose=True)
+    assert "worker says hello" in loud.stdout
+    assert "Started a local Ray instance" in loud.stderr and "Dataset" in loud.stderr
