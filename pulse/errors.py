@@ -64,7 +64,7 @@ REASONS: dict[str, str] = {
     "bad_messages": "the messages are not a list of {role, content}",
     "bad_request": "the request could not be built from the row",
     "bad_sampling_params": "a sampling parameter is out of range",
-    "prompt_too_long": "the prompt is longer than the model's context",
+    "context_length_exceeded": "the prompt (plus max_tokens) is longer than the model's context",
     "preprocess_error": "the stage's preprocess function raised",
     "postprocess_error": "the stage's postprocess function raised",
     "engine_error": "the engine raised for this request",

@@ -17,6 +17,10 @@ Engines (``kind``): ``transformers`` (in-process Hugging Face, CPU or GPU, batch
 actors), ``http`` (any OpenAI-compatible endpoint; async, bounded concurrency, a global
 rate limit, retries) and ``vllm`` (``ray.data.llm`` on GPUs). A failure on a row is
 ``llm_error = "<reason>: <detail>"`` handed to postprocess, never an exception.
+
+The same seam serves the endpoint: ``pulse.serve.server.ModelServer`` wraps ``TransformersEngine``
+with ``ChatRequest`` (pre-decoded images, deadline, cancel event) and ``pulse.llm.streaming``;
+a request longer than the context fails as ``context_length_exceeded`` before any prefill.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pulse.llm.base import (
+    CONTEXT_LENGTH_EXCEEDED,
     GENERATED_TEXT,
     LLM_ERROR,
     MESSAGES,
@@ -33,6 +38,7 @@ from pulse.llm.base import (
     ChatRequest,
     ChatResult,
     make_request,
+    truncate_at_stop,
 )
 from pulse.llm.config import (
     EngineConfig,
@@ -45,6 +51,7 @@ from pulse.llm.config import (
 from pulse.llm.http_engine import HttpChatClient
 
 __all__ = [
+    "CONTEXT_LENGTH_EXCEEDED",
     "GENERATED_TEXT",
     "LLM_ERROR",
     "MESSAGES",
@@ -62,6 +69,7 @@ __all__ = [
     "apply_llm",
     "generate_local",
     "parse_engine_config",
+    "truncate_at_stop",
 ]
 
 RowFn = Callable[[dict], dict]

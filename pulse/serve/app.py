@@ -45,6 +45,7 @@ HEADROOM_REQUESTS = 16  # ingress slots beyond admission_limit, for /health, /v1
 
 fastapi_app = FastAPI(title="pulse", docs_url=None, redoc_url=None, openapi_url=None)
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+ROUTES = {"/", "/health", "/v1/models", "/openapi.json", "/v1/chat/completions"}  # for 405 vs 404
 
 
 def error_response(err: APIError, retry_after_s: float | None = None) -> JSONResponse:
@@ -411,7 +412,6 @@ class OpenAIIngress:
     @fastapi_app.api_route("/{path:path}", methods=ALL_METHODS, include_in_schema=False)
     async def not_found(self, request: Request, path: str) -> Response:
         self._authorize(request)
-        known = {getattr(r, "path", None) for r in fastapi_app.routes} - {"/{path:path}"}
-        if "/" + path in known:
+        if "/" + path in ROUTES:
             return error_response(APIError(405, f"Method {request.method} not allowed on /{path[:100]}"))
         return error_response(APIError(404, f"No such route: /{path[:100]}"))

@@ -44,6 +44,7 @@ class APIError(Exception):
 MAX_JSON_DEPTH = 32
 IMAGE_TOKEN = "<image>"
 SEED_RANGE = (-(2**63), 2**63 - 1)  # what torch.manual_seed and vLLM accept
+MIN_SAMPLING_TEMPERATURE = 1e-3
 
 
 class _Lenient(BaseModel):
@@ -201,7 +202,8 @@ def parse_chat_request(payload: Any, limits: LimitsConfig, model_names: list[str
         messages=messages,
         image_urls=image_urls,
         max_tokens=max_tokens,
-        temperature=req.temperature,
+        # logits / 1e-40 overflows to inf and sampling fails; that close to 0 is greedy anyway.
+        temperature=req.temperature if req.temperature >= MIN_SAMPLING_TEMPERATURE else 0.0,
         top_p=req.top_p,
         seed=req.seed,
         stop=stop,

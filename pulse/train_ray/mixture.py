@@ -151,17 +151,21 @@ def mixed_dataset(cfg, mixture: dict[str, Any]):
     """A Ray Dataset with exactly ``rows`` rows of each source, in a seeded order."""
     import ray
 
-    parts = []
-    for source in mixture["sources"]:
+    def read(source: dict[str, Any]):
+        # A fresh read per use: Ray Data's streaming executor has no fan-out, so one dataset
+        # object must not appear twice in a union.
         fs, _ = io.filesystem(source["files"][0], cfg.storage)
-        ds = ray.data.read_parquet(
+        return ray.data.read_parquet(
             [f.removeprefix("s3://") for f in source["files"]],
             filesystem=fs,
             shuffle=ray.data.FileShuffleConfig(seed=mixture["seed"]),
             num_cpus=cfg.data.preprocess_cpus,
         ).map_batches(_Project(source["name"]), batch_format="pyarrow", num_cpus=0.1)
-        parts += [ds] * source["repeats"]
+
+    parts = []
+    for source in mixture["sources"]:
+        parts += [read(source) for _ in range(source["repeats"])]
         if source["remainder"]:
-            parts.append(ds.limit(source["remainder"]))
+            parts.append(read(source).limit(source["remainder"]))
     mixed = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
     return mixed.randomize_block_order(seed=mixture["seed"])

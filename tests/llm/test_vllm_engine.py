@@ -334,23 +334,21 @@ def vllm_build(ray_session, tiny_llama, tmp_path_factory):
     engine = json.dumps(cpu_engine(tiny_llama))
     argv = ["build", *build_overrides(inputs, out, engine)]
     env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
-    killed = subprocess.Popen(
-        [sys.executable, "-c", f"import sys; from pulse.cli import main; sys.exit(main({argv!r}))"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 900
-    while not list((out / "_progress").glob("shard-*.json")):
-        assert killed.poll() is None, (
-            f"the first build ended before writing a shard: {killed.stderr.read()[-3000:]}"
+    log = out.parent / "first-run.log"  # a file, not a pipe: a full pipe would stall the driver
+    with open(log, "w") as stderr:
+        killed = subprocess.Popen(
+            [sys.executable, "-c", f"import sys; from pulse.cli import main; sys.exit(main({argv!r}))"],
+            env=env,
+            stdout=stderr,
+            stderr=subprocess.STDOUT,
         )
-        assert time.monotonic() < deadline, "the first build wrote no shard in 900 s"
-        time.sleep(0.2)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=60)
-    killed.stderr.close()
+        deadline = time.monotonic() + 900
+        while not list((out / "_progress").glob("shard-*.json")):
+            assert killed.poll() is None, f"the first build ended before a shard: {log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "the first build wrote no shard in 900 s"
+            time.sleep(0.2)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=60)
     done_before = sorted(int(p.stem.split("-")[1]) for p in (out / "_progress").glob("shard-*.json"))
     finished_before_kill = (out / "_progress" / "done.json").exists()
     from pulse.config import load_config

@@ -325,7 +325,7 @@ def test_web_page_and_static_files_are_served(endpoint):
     assert httpx.get(root + "/static/../job.py").status_code == 401
     traversal = httpx.get(root + "/static/../job.py", headers={"Authorization": f"Bearer {API_KEY}"})
     assert traversal.status_code == 404 and "import" not in traversal.text
-    assert httpx.get(root + "/static/%2E%2E%2Fjob.py").status_code == 404
+    assert httpx.get(root + "/static/%2E%2E%2Fjob.py").status_code == 401
 
 
 def test_web_page_streams_an_answer_in_headless_chromium(endpoint, tmp_path):

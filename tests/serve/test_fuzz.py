@@ -107,7 +107,50 @@ REQUEST = st.fixed_dictionaries(
     },
     optional=OPTIONAL,
 )
+# Valid requests, so the 2xx side (generation, streaming, usage) is fuzzed too.
+SAFE_TEXT = st.text(max_size=30).filter(lambda t: "<image>" not in t)
+VALID_USER = st.fixed_dictionaries(
+    {
+        "role": st.just("user"),
+        "content": SAFE_TEXT
+        | st.lists(
+            st.one_of(
+                st.fixed_dictionaries({"type": st.just("text"), "text": SAFE_TEXT}),
+                st.just({"type": "image_url", "image_url": {"url": data_url(png_bytes())}}),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+    }
+)
+VALID_TURN = st.tuples(
+    VALID_USER, st.fixed_dictionaries({"role": st.just("assistant"), "content": SAFE_TEXT})
+)
+VALID = st.fixed_dictionaries(
+    {
+        "model": st.just(MODEL),
+        "messages": st.tuples(st.lists(VALID_TURN, max_size=1), VALID_USER).map(
+            lambda t: [m for turn in t[0] for m in turn] + [t[1]]
+        ),
+    },
+    optional={
+        "max_tokens": st.integers(1, 4),
+        "temperature": st.floats(0, 2),
+        "top_p": st.floats(0.01, 1),
+        "seed": st.integers(-(2**63), 2**63 - 1),
+        "stop": st.lists(st.text(min_size=1, max_size=3), max_size=4),
+        "stream": st.booleans(),
+        "stream_options": st.fixed_dictionaries({"include_usage": st.booleans()}),
+        "user": st.text(max_size=10),
+    },
+)
+# A valid request with one field (known or new) replaced by any JSON value.
+MUTATED = st.tuples(VALID, st.sampled_from([*OPTIONAL, "model", "messages", "extra"]), JSON).map(
+    lambda t: {**t[0], t[1]: t[2]}
+)
 BODY = st.one_of(
+    VALID.map(lambda r: json.dumps(r).encode()),
+    MUTATED.map(lambda r: json.dumps(r).encode()),
     REQUEST.map(lambda r: json.dumps(r).encode()),
     REQUEST.map(lambda r: json.dumps(r).encode()[: len(json.dumps(r)) // 2]),  # truncated
     JSON.map(lambda v: json.dumps(v).encode()),

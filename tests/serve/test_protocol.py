@@ -160,3 +160,8 @@ def test_a_huge_unknown_model_name_is_not_echoed_back():
     with pytest.raises(APIError) as info:
         parse(model="x" * 100_000)
     assert info.value.status == 404 and len(info.value.message) < 300
+
+
+def test_a_temperature_too_close_to_zero_to_sample_with_is_greedy():
+    assert parse(temperature=1e-300).temperature == 0.0
+    assert parse(temperature=0.5).temperature == 0.5

@@ -85,6 +85,34 @@ def test_concurrent_requests_are_dynamically_batched(client, cfg, ecg_data_url):
     assert after["batches"] - before["batches"] < 8
 
 
+def test_a_prompt_beyond_the_context_fails_alone_with_400_context_length_exceeded(
+    client, endpoint, ecg_data_url
+):
+    """Checked by the engine before any prefill; its concurrent neighbours answer as when alone."""
+    too_long = [{"role": "user", "content": "sinus rhythm " * 1500}]  # ~3000 tokens > the tiny model's 1024
+    good = [image_message(f"Rhythm {i}?", ecg_data_url) for i in range(4)]
+    alone = [client.chat.completions.create(model=MODEL, messages=[m], max_tokens=6) for m in good]
+
+    def send(messages):
+        try:
+            return client.chat.completions.create(model=MODEL, messages=messages, max_tokens=6)
+        except openai.BadRequestError as exc:
+            return exc
+
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(send, [too_long, *[[m] for m in good]]))
+    refused = results[0]
+    assert isinstance(refused, openai.BadRequestError), refused
+    assert refused.code == "context_length_exceeded" and "maximum context length is 1024" in refused.message
+    assert [r.choices[0].message.content for r in results[1:]] == [
+        r.choices[0].message.content for r in alone
+    ]
+    body = {"model": MODEL, "messages": too_long, "max_tokens": 6, "stream": True}
+    with httpx.stream("POST", endpoint + "/chat/completions", json=body, timeout=60) as resp:
+        assert resp.status_code == 400  # refused before the stream's 200
+        assert '"context_length_exceeded"' in resp.read().decode()
+
+
 def test_client_disconnect_cancels_generation(endpoint, cfg, ecg_data_url):
     handle = model_handle(cfg)
     before = handle.stats.remote().result()

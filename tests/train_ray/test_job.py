@@ -7,13 +7,14 @@ without ``<image>`` that must be skipped and counted.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from pulse import io
-from pulse.config import load_config
+from pulse.config import ConfigError, load_config
 from pulse.models.loader import load_pretrained_dir
 from pulse.train_ray.config import TrainConfig
 from pulse.train_ray.export import probe_matches
@@ -67,6 +68,24 @@ def test_ddp_fit_checkpoints_exports_and_resumes(ddp_run):
     assert more.metrics["resumed_from_step"] == 4
     assert more.metrics["steps"] == 6 and more.metrics["optimizer_state_step"] == 6
     assert more.history[:4] == first.history
+
+
+def test_rerun_refuses_a_changed_config_has_nothing_to_do_and_overwrites(ddp_run, capsys):
+    cfg, _ = ddp_run
+    with pytest.raises(
+        ConfigError, match=r"holds a train run with a different config \(lr 0\.001 -> 0\.0005\)"
+    ):
+        run(cfg.model_copy(update={"lr": 5e-4}))
+    done = json.loads(Path(cfg.run_dir, "_progress", "done.json").read_text())
+    capsys.readouterr()
+    again = run(cfg.model_copy(update={"max_steps": done["budget"][0]}))  # the budget it finished
+    assert capsys.readouterr().out.startswith(f"[train] nothing to do: {cfg.run_dir}")
+    assert again.history == done["result"]["history"]
+    fresh = run(cfg.model_copy(update={"lr": 5e-4, "max_steps": 2, "overwrite": True}))
+    assert fresh.metrics["resumed_from_step"] == -1 and [h[0] for h in fresh.history] == [1, 2]
+    recorded = json.loads(Path(cfg.run_dir, "_progress", "fingerprint.json").read_text())
+    assert recorded["config"]["lr"] == 5e-4
+    assert json.loads(Path(cfg.run_dir, "run_info.json").read_text())["config"]["lr"] == 5e-4
 
 
 def test_zero2_survives_a_killed_worker(ddp_run, instruction_dir, tmp_path):

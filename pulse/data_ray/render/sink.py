@@ -7,7 +7,6 @@ driver for the job summary.
 
 from __future__ import annotations
 
-import posixpath
 import re
 import uuid
 from collections import Counter
@@ -15,14 +14,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from ray.data.block import Block
 from ray.data.datasource import Datasink, WriteResult
 
 from pulse import io
+from pulse.error_sink import ErrorSink, split_errors
 from pulse.progress import report
-from pulse.schema import IMAGE_SCHEMA, error_reason
+from pulse.schema import IMAGE_SCHEMA
 
 EXTENSIONS = {"png": "png", "jpeg": "jpg"}
 
@@ -47,24 +45,14 @@ class ImageRowsDatasink(Datasink[dict]):
         self.output_dir = output_dir
         self.progress = progress
         """A :class:`pulse.progress.Progress` counter handle; each write task adds its rows."""
-        # Resolved here on the driver: the filesystem object carries endpoint and credentials to
-        # the write tasks, whose processes may not have the driver's AWS_* environment.
-        self.filesystem, self.root = io.filesystem(output_dir, storage)
+        # Resolved here on the driver: the Folder carries endpoint and credentials to the write
+        # tasks, whose processes may not have the driver's AWS_* environment.
+        self.output = io.Folder(output_dir, storage)
+        self.errors = ErrorSink(self.output)
         self.write_files = write_files
         self.run_id = uuid.uuid4().hex[:8]
         self.rows_ok = 0
         self.errors_by_reason: dict[str, int] = {}
-
-    def _write_bytes(self, relative: str, data: bytes) -> None:
-        target = posixpath.join(self.root, relative)
-        self.filesystem.create_dir(posixpath.dirname(target), recursive=True)
-        with self.filesystem.open_output_stream(target) as stream:
-            stream.write(data)
-
-    def _write_table(self, table: pa.Table, folder: str, name: str) -> None:
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        self._write_bytes(f"{folder}/{name}", sink.getvalue().to_pybytes())
 
     def write(self, blocks: Iterable[Block], ctx: Any) -> dict:
         tables = [pa.Table.from_pandas(b) if not isinstance(b, pa.Table) else b for b in blocks]
@@ -72,11 +60,10 @@ class ImageRowsDatasink(Datasink[dict]):
         if not tables:
             return {"ok": 0, "errors": {}}
         table = pa.concat_tables(tables)
-        failed = pc.is_valid(table.column("error"))
-        good, bad = table.filter(pc.invert(failed)), table.filter(failed)
-        name = f"part-{self.run_id}-{ctx.task_idx:06d}.parquet"
+        good, bad = split_errors(table)
+        name = f"part-{self.run_id}-{ctx.task_idx:06d}"
         if good.num_rows:
-            self._write_table(good, "images", name)
+            self.output.write_parquet(good, "images", f"{name}.parquet")
             if self.write_files:
                 for rid, data, fmt in zip(
                     good.column("record_id").to_pylist(),
@@ -84,12 +71,10 @@ class ImageRowsDatasink(Datasink[dict]):
                     good.column("image_format").to_pylist(),
                     strict=True,
                 ):
-                    self._write_bytes(f"files/{file_name(rid, fmt)}", data)
-        if bad.num_rows:
-            self._write_table(bad, "errors", name)
-        reasons = Counter(error_reason(e) for e in bad.column("error").to_pylist())
+                    self.output.write_bytes(data, "files", *file_name(rid, fmt).split("/"))
+        reasons = self.errors.write(bad, name)
         report(self.progress, table.num_rows)
-        return {"ok": good.num_rows, "errors": dict(reasons)}
+        return {"ok": good.num_rows, "errors": reasons}
 
     def on_write_complete(self, write_result: WriteResult[dict]) -> None:
         counts: Counter[str] = Counter()

@@ -121,5 +121,5 @@ def test_synthesis_stage_runs_on_the_transformers_engine(ray_session):
         # A random model writes no "Task:/Response:"; the row must become an error row, not crash.
         assert row["error"] is None or row["error"].split(":")[0] in {
             "synthesis_unparsable",
-            "prompt_too_long",
+            "context_length_exceeded",
         }

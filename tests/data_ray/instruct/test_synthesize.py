@@ -72,6 +72,6 @@ def test_postprocess_parses_validates_and_keeps_errors():
     )
     assert junk["error"].startswith("synthesis_unparsable: What a fascinating")
     failed = prompts.postprocess(
-        {**pending(), "generated_text": None, "llm_error": "prompt_too_long: 5000 > 4096"}
+        {**pending(), "generated_text": None, "llm_error": "context_length_exceeded: 5000 > 4096"}
     )
-    assert failed["error"] == "prompt_too_long: 5000 > 4096"
+    assert failed["error"] == "context_length_exceeded: 5000 > 4096"
