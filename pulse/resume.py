@@ -130,6 +130,11 @@ def prepare(
         remove_outputs(output_dir, outputs, storage)
     else:
         recorded = _read_json(fingerprint_path, storage)
+        if recorded is not None and recorded.get("job", job) != job:
+            raise ConfigError(
+                f"{output_dir} holds the output of `pulse {recorded['job']}`, not {job}; "
+                f"use a new {dir_key} (each stage writes its own folder)"
+            )
         if recorded is not None and recorded.get("fingerprint") != digest:
             raise ConfigError(
                 f"{output_dir} holds a {job} run with a different config "

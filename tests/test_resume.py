@@ -105,3 +105,12 @@ def test_fingerprint_lives_on_s3_too(s3_bucket):
     with pytest.raises(ConfigError, match=r"options\.size 8 -> 5"):
         prepare(cfg.model_copy(update={"options": Options(size=5)}))
     assert prepare(cfg).status == "resume"
+
+
+def test_another_jobs_folder_is_refused(tmp_path):
+    cfg = JobConfig(output_dir=str(tmp_path / "out"))
+    resume.prepare(cfg, cfg.output_dir, "ingest", outputs=["records"])
+    with pytest.raises(
+        ConfigError, match=r"holds the output of `pulse ingest`, not job; use a new output_dir"
+    ):
+        prepare(cfg)

@@ -49,6 +49,9 @@ def build_vllm_config(cfg: VllmEngineConfig):
         accelerator_type=cfg.accelerator_type,
         placement_group_config=cfg.placement_group_config,
         should_continue_on_error=True,
+        # vLLM's own text: Ray's detokenize stage re-decodes every generated token, which puts back what a
+        # stop string cut off (and costs one more actor per engine).
+        detokenize_stage=False,
         prepare_multimodal_stage={"enabled": cfg.vision},
         runtime_env=cfg.runtime_env,
     )

@@ -155,7 +155,8 @@ class _Metrics:
 
     def record(self, model: str, status: int, seconds: float, completion_tokens: int) -> None:
         self.requests.inc(tags={"model": model, "status": str(status)})
-        self.tokens.inc(completion_tokens, tags={"model": model})
+        if completion_tokens > 0:  # Ray's Counter.inc refuses 0 (a failed request has no tokens)
+            self.tokens.inc(completion_tokens, tags={"model": model})
         self.latency.observe(seconds * 1000, tags={"model": model})
 
 

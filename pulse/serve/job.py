@@ -67,9 +67,10 @@ def build_app(cfg: ServeConfig):
         num_replicas=cfg.ingress_replicas,
         ray_actor_options={"num_cpus": cfg.ingress_num_cpus},
         # The ingress sheds chat requests itself (429) above admission_limit; the headroom keeps
-        # /health and /v1/models answering; beyond both, the proxy answers 429 too.
+        # /health and /v1/models answering; beyond both, the proxy answers 429 too. The proxy counts
+        # requests still being assigned as queued, so its queue is sized for bursts, not for 0.
         **{**common, "max_ongoing_requests": admission_limit(cfg) + HEADROOM_REQUESTS},
-        max_queued_requests=admission_limit(cfg),
+        max_queued_requests=2 * (admission_limit(cfg) + HEADROOM_REQUESTS),
         backpressure_config=BackpressureConfig(status_code=429, retry_after_s=cfg.retry_after_s),
     )
     return ingress.bind(cfg.model_dump(mode="json"), models, [key_digest(k) for k in keys])

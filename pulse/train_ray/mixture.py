@@ -130,16 +130,17 @@ def load_or_resolve(cfg) -> dict[str, Any]:
 
 
 class _Project:
-    """Rows -> the columns training reads, in one schema for every source, tagged with the source."""
+    """Rows -> the columns training reads, in one schema for every source, tagged with their source."""
 
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, source_of_file: dict[str, str]):
+        self.source_of_file = source_of_file
 
     def __call__(self, table: pa.Table) -> pa.Table:
         columns = {}
         for field in ROW_SCHEMA:
             if field.name == "mixture_source":
-                columns[field.name] = pa.array([self.name] * len(table), pa.string())
+                paths = table.column("path").to_pylist()
+                columns[field.name] = pa.array([self.source_of_file[p] for p in paths], pa.string())
             elif field.name in table.column_names:
                 columns[field.name] = table.column(field.name).cast(field.type)
             else:
@@ -159,13 +160,18 @@ def mixed_dataset(cfg, mixture: dict[str, Any]):
             [f.removeprefix("s3://") for f in source["files"]],
             filesystem=fs,
             shuffle=ray.data.FileShuffleConfig(seed=mixture["seed"]),
+            include_paths=True,
             num_cpus=cfg.data.preprocess_cpus,
-        ).map_batches(_Project(source["name"]), batch_format="pyarrow", num_cpus=0.1)
+        )
 
-    parts = []
+    parts, source_of_file = [], {}
     for source in mixture["sources"]:
+        source_of_file.update({f.removeprefix("s3://"): source["name"] for f in source["files"]})
         parts += [read(source) for _ in range(source["repeats"])]
         if source["remainder"]:
             parts.append(read(source).limit(source["remainder"]))
     mixed = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-    return mixed.randomize_block_order(seed=mixture["seed"])
+    mixed = mixed.randomize_block_order(seed=mixture["seed"])
+    return mixed.map_batches(
+        _Project(source_of_file), batch_format="pyarrow", num_cpus=cfg.data.preprocess_cpus
+    )

@@ -56,6 +56,7 @@ def test_config_maps_onto_vllm_processor_config():
     assert proc.engine_kwargs["enable_prefix_caching"] is True
     assert (proc.batch_size, proc.concurrency, proc.accelerator_type) == (64, 2, "H100")
     assert proc.should_continue_on_error is True
+    assert proc.detokenize_stage is False  # vLLM's text, cut at stop strings (see the stop case below)
     assert proc.prepare_multimodal_stage == {"enabled": True}
 
 
@@ -366,6 +367,7 @@ def vllm_build(ray_session, tiny_llama, tmp_path_factory):
 
 
 @needs_vllm
+@pytest.mark.timeout(2400)  # three engine starts (+ three when the kill lands mid-build)
 def test_build_translates_synthesizes_and_judges_on_vllm(vllm_build):
     import pyarrow.parquet as pq
 
@@ -391,6 +393,7 @@ def test_build_translates_synthesizes_and_judges_on_vllm(vllm_build):
 
 
 @needs_vllm
+@pytest.mark.timeout(2400)  # three engine starts (+ three when the kill lands mid-build)
 def test_build_on_vllm_resumes_after_a_killed_run(vllm_build):
     out, done_before, summary = vllm_build["out"], vllm_build["done_before_kill"], vllm_build["summary"]
     assert vllm_build["killed_rc"] == -signal.SIGKILL and not vllm_build["finished_before_kill"]

@@ -24,6 +24,7 @@ from tests.serve.serve_testlib import make_config, running
 
 MODEL = "pulse-tiny"
 APP = "pulse-overload"
+LONG = 900  # tokens: seconds of generation, and prompt + LONG fits the tiny model's 1024 positions
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +144,8 @@ def test_killing_the_replica_mid_request_is_a_503(endpoint):
     wait_healthy(root)
     pid = replica_pid()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(ask, endpoint, 1000)
-        time.sleep(3)  # the replica is generating 1000 tokens
+        pending = pool.submit(ask, endpoint, LONG)
+        time.sleep(1.5)  # the replica is generating LONG tokens
         assert not pending.done(), pending.result().text
         os.kill(pid, signal.SIGKILL)
         resp = pending.result()
@@ -163,7 +164,7 @@ def test_killing_the_replica_mid_stream_ends_with_an_error_event_and_done(endpoi
     body = {
         "model": MODEL,
         "messages": [{"role": "user", "content": "Describe this ECG at length."}],
-        "max_tokens": 1000,
+        "max_tokens": LONG,
         "stream": True,
     }
     events: list[str] = []
@@ -178,5 +179,5 @@ def test_killing_the_replica_mid_stream_ends_with_an_error_event_and_done(endpoi
     assert events[-1] == "[DONE]", events[-3:]
     error = json.loads(events[-2])["error"]
     assert error["type"] == "server_error" and error["message"], error
-    assert len(events) < 1000  # it did not run to the end
+    assert len(events) < LONG  # it did not run to the end
     wait_healthy(root)

@@ -52,7 +52,11 @@ def test_mixture_counts_per_source_and_resume_keeps_it(ray_session, sources, tmp
     recorded = json.loads(Path(mixture_file(cfg)).read_text())
     by_name = {s["name"]: s for s in recorded["sources"]}
     # small: 12 of 10 available -> repeated once + 2; big: 36 of 30 -> once + 6.
-    assert (by_name["small"]["rows"], by_name["small"]["repeats"], by_name["small"]["remainder"]) == (12, 1, 2)
+    assert (by_name["small"]["rows"], by_name["small"]["repeats"], by_name["small"]["remainder"]) == (
+        12,
+        1,
+        2,
+    )
     assert (by_name["big"]["rows"], by_name["big"]["available_rows"]) == (36, 30)
     rows = mixed_dataset(cfg, recorded).select_columns(["id", "mixture_source"]).take_all()
     assert Counter(r["mixture_source"] for r in rows) == {"small": 12, "big": 36}
@@ -68,13 +72,17 @@ def test_mixture_counts_per_source_and_resume_keeps_it(ray_session, sources, tmp
 
 
 def test_sources_and_train_path_are_exclusive(sources):
-    with pytest.raises(ConfigError, match="exactly one of data.train_path or data.sources"):
+    with pytest.raises(ConfigError, match=r"exactly one of data\.train_path or data\.sources"):
         mix_cfg("/tmp/x", sources, f"data.train_path={sources['a']}")
     with pytest.raises(ConfigError, match="images is required with format=llava"):
         load_config(
             TrainConfig,
             "configs/train/tiny-cpu.yaml",
-            ["storage_path=/tmp/x", "data.train_path=null", "data.sources=[{name: u, path: a.json, format: llava}]"],
+            [
+                "storage_path=/tmp/x",
+                "data.train_path=null",
+                "data.sources=[{name: u, path: a.json, format: llava}]",
+            ],
         )
 
 
@@ -85,7 +93,9 @@ def test_ecginstruct_json_and_shards_train_two_workers_and_export(ray_session, i
     json_path.write_text(json.dumps(records))
     shards = write_shards(images, tmp_path / "shards")
     imported = import_llava(
-        LlavaImportConfig(input=str(json_path), images={"shards": shards}, output_dir=str(tmp_path / "ecginstruct"))
+        LlavaImportConfig(
+            input=str(json_path), images={"shards": shards}, output_dir=str(tmp_path / "ecginstruct")
+        )
     )
     assert imported.rows_ok == 16 and imported.rows_error == 7
     user_rows, user_images = ecginstruct_rows(n_good=6, seed=9)
@@ -119,4 +129,8 @@ def test_ecginstruct_json_and_shards_train_two_workers_and_export(ray_session, i
     assert {s["name"]: s["rows"] for s in mixture["sources"]} == {"ecginstruct": 20, "built": 10, "mine": 10}
     assert mixture["seed"] == 0 and (run_dir / "imported" / "mine" / "summary.json").exists()
     model, processor = load_pretrained_dir(str(run_dir / "export"))
-    assert processor.chat_template and (run_dir / "export" / "model.safetensors").exists()
+    assert (
+        model.config.model_type == "llava_next"
+        and processor.chat_template
+        and (run_dir / "export" / "model.safetensors").exists()
+    )

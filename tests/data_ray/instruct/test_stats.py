@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io as _stdio
+from pathlib import Path
 
 from PIL import Image
 
@@ -60,6 +61,6 @@ def test_judge_histogram_only_when_rows_were_judged(tmp_path):
     assert (tmp_path / "stats" / "table.md").is_file()
     judged = merge_markers([marker({"ptbxl/rhythm/close": 3}, {}, [4.0, 3.5])])
     paths = write_stats(str(tmp_path), judged, threshold=3.0)
-    assert open(paths["judge_hist"], "rb").read().startswith(b"\x89PNG")
+    assert Path(paths["judge_hist"]).read_bytes().startswith(b"\x89PNG")
     write_stats(str(tmp_path), unjudged, threshold=None)  # a later unjudged build of the same folder
     assert not (tmp_path / "stats" / "judge_hist.png").exists()

@@ -51,7 +51,9 @@ def test_tar_index_is_reused_and_rerun_replaces_output(ecginstruct_fixture, tmp_
 
     monkeypatch.setattr(TarShards, "_insert", no_rescan)
     cfg = load_config(
-        LlavaImportConfig, None, [f"input={ecginstruct_fixture['json']}", f"output_dir={out}", shards, "limit=5"]
+        LlavaImportConfig,
+        None,
+        [f"input={ecginstruct_fixture['json']}", f"output_dir={out}", shards, "limit=5"],
     )
     summary = run(cfg)
     assert summary.rows_ok == 5 and summary.rows_error == 0
@@ -75,5 +77,5 @@ def test_tar_members_by_offset_and_gzip_sequentially(ecginstruct_fixture, tmp_pa
 def test_missing_input_and_one_image_source(tmp_path):
     with pytest.raises(FileNotFoundError):
         run(LlavaImportConfig(input=str(tmp_path / "none.json"), images={"folder": "x"}, output_dir="o"))
-    with pytest.raises(ValueError, match="exactly one of images.folder or images.shards"):
+    with pytest.raises(ValueError, match=r"exactly one of images\.folder or images\.shards"):
         LlavaImportConfig(input="a.json", images={"folder": "x", "shards": "y"}, output_dir="o")

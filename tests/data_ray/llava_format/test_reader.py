@@ -17,7 +17,7 @@ def chunked(text: str, size: int):
 
 @pytest.mark.parametrize("size", [1, 3, 7, 64, 10_000])
 def test_array_elements_decode_across_any_chunk_boundary(size):
-    values = [{"id": "a", "v": [1, 2.5, None, True]}, 12345, "str,with]brackets", {"u": "é ü \\ \""}, []]
+    values = [{"id": "a", "v": [1, 2.5, None, True]}, 12345, "str,with]brackets", {"u": 'é ü \\ "'}, []]
     out = list(iter_json_array(chunked(json.dumps(values, indent=2), size)))
     assert [r.value for r in out] == values and all(r.error is None for r in out)
     assert [r.index for r in out] == list(range(len(values)))
@@ -75,9 +75,16 @@ def test_record_fields_from_metadata_and_source():
         "source": "MIMIC-IV-ECG",
     }
     row = validate_record(record, 0, "fallback")
-    assert (row["id"], row["task"], row["qtype"], row["source"]) == ("mimic-1", "feature", "mcq", "MIMIC-IV-ECG")
+    assert (row["id"], row["task"], row["qtype"], row["source"]) == (
+        "mimic-1",
+        "feature",
+        "mcq",
+        "MIMIC-IV-ECG",
+    )
     assert row["image_path"] == "mimic/p1/1-0.png" and row["error"] is None
-    bare = validate_record({k: v for k, v in record.items() if k not in ("metadata", "source", "id")}, 7, "mine")
+    bare = validate_record(
+        {k: v for k, v in record.items() if k not in ("metadata", "source", "id")}, 7, "mine"
+    )
     assert (bare["id"], bare["task"], bare["source"]) == ("row-7", None, "mine")
     for broken in ([], {"image": "x.png"}, {**record, "conversations": [{"from": "human"}]}):
         with pytest.raises(RowError) as info:
@@ -89,7 +96,8 @@ def test_record_fields_from_metadata_and_source():
 
 
 def test_published_sample_rows_are_valid():
-    sample = json.load(open("tests/data/ecgbench_fixtures/ecginstruct_sample.json"))
+    with open("tests/data/ecgbench_fixtures/ecginstruct_sample.json") as handle:
+        sample = json.load(handle)
     rows = [validate_record(r, i, None) for i, r in enumerate(sample["rows"])]
     assert {r["source"] for r in rows} <= {"MIMIC-IV-ECG", "ECG-QA", "PTB-XL", "CODE-15%"}
     assert all(r["task"] in ("feature", "rhythm", "morphology", "report") for r in rows)
