@@ -44,7 +44,7 @@ JOB_RUNS: dict[str, tuple[str, list[str]]] = {
     "ingest": ("configs/ingest/full.yaml", []),
     "render": (
         "configs/render/pulse_mix.yaml",
-        ["input_dir=s3://my-bucket/pulse/records", "output_dir=s3://my-bucket/pulse/images"],
+        ["input_dir=s3://my-bucket/pulse/ingest", "output_dir=s3://my-bucket/pulse/render"],
     ),
     "build": ("configs/build/vllm-llama3-70b.yaml", []),
     "train": ("configs/train/pulse-7b.yaml", []),

@@ -107,7 +107,10 @@ def parse_yaml(text: str, where: str) -> Any:
 
 
 def load_config(model: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
-    """Load ``model`` from a YAML file (optional) plus dotted overrides; unknown keys are errors."""
+    """Load ``model`` from a YAML file (optional) plus dotted overrides; unknown keys are errors.
+
+    ``run_dir=R`` (in the file or as an override) fills the paths of ``model.RUN_LAYOUT`` from the
+    one run-folder convention (``pulse.run_layout``); explicit path overrides still win."""
     data: dict[str, Any] = {}
     if path:
         resolved = resolve_config_path(path)
@@ -119,9 +122,19 @@ def load_config(model: type[C], path: str | Path | None = None, overrides: list[
         if not isinstance(loaded, dict):
             raise ConfigError(f"{resolved}: top level must be a mapping, got {type(loaded).__name__}")
         data = loaded
+    explicit = set()
     for text in overrides or []:
         keys, value = parse_override(text)
         apply_override(data, keys, value)
+        explicit.add(".".join(str(k) for k in keys))
+    run_dir = data.pop("run_dir", None)
+    if run_dir is not None:
+        layout = getattr(model, "RUN_LAYOUT", None)
+        if not layout:
+            raise ConfigError(f"{model.__name__} has no run folder layout; run_dir= does not apply")
+        from pulse.run_layout import apply_layout
+
+        apply_layout(data, layout, str(run_dir), explicit)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,6 +38,7 @@ from pulse.data_ray.readers.config import SourceConfig
 from pulse.data_ray.readers.ecgqa import ECGQA_SCHEMA, mark_missing_records, qa_to_table
 from pulse.data_ray.readers.signal import records_to_table
 from pulse.progress import Progress, report
+from pulse.run_layout import INGEST_LAYOUT, Layout
 from pulse.runtime import RayOptions, init_ray
 from pulse.schema import RECORD_SCHEMA, error_reason
 from pulse.summary import StageSummary
@@ -50,6 +51,9 @@ NOT_IN_FINGERPRINT = ("output_dir", "batch_size", "concurrency", "num_cpus")
 
 class IngestConfig(StrictModel):
     """``pulse ingest``: which sources to read, where to write, and how Ray Data runs it."""
+
+    RUN_LAYOUT: ClassVar[Layout] = INGEST_LAYOUT
+    """paths filled from ``run_dir=R`` (``pulse.run_layout``)."""
 
     sources: list[SourceConfig] = Field(min_length=1)
     output_dir: str

@@ -8,13 +8,14 @@ multiple of ``micro_batch_size * num_workers``, exactly one of ``model.build`` /
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from pulse import io
 from pulse.config import StrictModel
 from pulse.models.tiny_llava import LlavaBuildConfig
+from pulse.run_layout import TRAIN_LAYOUT, Layout
 from pulse.runtime import RayOptions
 
 
@@ -134,6 +135,9 @@ class FaultInjection(StrictModel):
 
 class TrainConfig(StrictModel):
     """A LLaVA-NeXT finetune with Ray Train (``pulse train --config configs/train/<name>.yaml``)."""
+
+    RUN_LAYOUT: ClassVar[Layout] = TRAIN_LAYOUT
+    """paths filled from ``run_dir=R`` (``pulse.run_layout``)."""
 
     name: str
     """Run name; checkpoints land in ``<storage_path>/<name>/``; rerunning the same name resumes."""

@@ -4,13 +4,14 @@
 beside the checkpoints: per source its Parquet files, available rows, weight and the rows it
 contributes per epoch (``mixture_size * weight / sum(weights)``, largest-remainder rounding, so
 the rows sum to ``mixture_size`` exactly), plus the seed. A rerun of the same run name reads the
-file back, so a resumed run trains on the same files, counts and order even if a source folder
+file back, so a resumed run trains on the same files and per-source counts even if a source folder
 has grown since; changing sources, weights, size or seed under the same name is an error.
 
 :func:`mixed_dataset` realises it in Ray Data: a source with fewer rows than its share is
 repeated whole and topped up, one with more is cut to its share after a seeded file shuffle
 (cheap, but it subsamples whole files first, not rows uniformly). Sources are unioned and the
-block order randomised with the seed; every row carries ``mixture_source``.
+block order randomised with the seed (Ray Data's streaming order is still not
+bit-exact between runs); every row carries ``mixture_source``.
 """
 
 from __future__ import annotations

@@ -65,8 +65,10 @@ def test_mixture_counts_per_source_and_resume_keeps_it(ray_session, sources, tmp
     write_instruction_parquet(heart_rate_rows(5, seed=7), sources["a"] + "/extra", shard_size=5)
     again = load_or_resolve(cfg)
     assert again == recorded and count_rows(cfg) == 48
-    order = [r["id"] for r in mixed_dataset(cfg, again).select_columns(["id"]).take_all()]
-    assert order == [r["id"] for r in rows]
+    reread = mixed_dataset(cfg, again).select_columns(["id", "mixture_source"]).take_all()
+    assert Counter((r["id"], r["mixture_source"]) for r in reread) == Counter(
+        (r["id"], r["mixture_source"]) for r in rows
+    )
     with pytest.raises(ConfigError, match="was started with mixture"):
         load_or_resolve(mix_cfg(str(tmp_path), sources, "name=mix", "data.mixture_size=40"))
 

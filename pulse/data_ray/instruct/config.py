@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from pulse.config import StrictModel
 from pulse.io import StorageOptions
 from pulse.llm.config import EngineConfig
+from pulse.run_layout import BUILD_LAYOUT, Layout
 from pulse.runtime import RayOptions
 
 Generator = Literal["templates", "synthesis", "multi_turn", "report"]
@@ -114,6 +115,9 @@ class WriteConfig(StrictModel):
 
 class BuildConfig(StrictModel):
     """``pulse build``: records + images -> instruction rows -> judge -> filter -> dedupe -> write."""
+
+    RUN_LAYOUT: ClassVar[Layout] = BUILD_LAYOUT
+    """paths filled from ``run_dir=R`` (``pulse.run_layout``)."""
 
     records_dir: str
     images_dir: str

@@ -9,13 +9,14 @@ A rerun of the same config on a finished output has nothing to do; an interrupte
 (its partial parts removed first); a changed config is refused unless ``overwrite=true``.
 
 Example:
-    pulse render --config configs/render/demo.yaml input_dir=out/ingest output_dir=out/render \\
+    pulse render --config configs/render/demo.yaml run_dir=outputs   # = input_dir=outputs/ingest output_dir=outputs/render \\
         params.layout=6x2 params.clean_fraction=1.0
 """
 
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -27,12 +28,16 @@ from pulse.data_ray.render.sink import ImageRowsDatasink
 from pulse.data_ray.render.stage import RenderStage
 from pulse.data_ray.stage import map_stage
 from pulse.progress import Progress
+from pulse.run_layout import RENDER_LAYOUT, Layout
 from pulse.runtime import RayOptions, init_ray
 from pulse.summary import StageSummary
 
 
 class RenderConfig(StrictModel):
     """The ``pulse render`` job."""
+
+    RUN_LAYOUT: ClassVar[Layout] = RENDER_LAYOUT
+    """paths filled from ``run_dir=R`` (``pulse.run_layout``)."""
 
     input_dir: str
     """An ingest output folder; records are read from ``<input_dir>/records/*.parquet``."""
