@@ -76,3 +76,19 @@ def running(cfg: ServeConfig):
             job.stop(cfg)
         # Free the HTTP port/proxy so the next module (or another engineer's test) can start Serve anew.
         serve.shutdown()
+        _wait_for_serve_actors_to_exit()
+
+
+def _wait_for_serve_actors_to_exit(timeout_s: float = 60) -> None:
+    """serve.shutdown() returns before its proxy actor is gone; a new Serve started meanwhile can
+    find that dying proxy by name and fail with ActorDiedError."""
+    import time
+
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)]
+        if not any(name.startswith("SERVE_") for name in names):
+            return
+        time.sleep(0.5)
