@@ -10,8 +10,9 @@ has grown since; changing sources, weights, size or seed under the same name is 
 :func:`mixed_dataset` realises it in Ray Data: a source with fewer rows than its share is
 repeated whole and topped up, one with more is cut to its share after a seeded file shuffle
 (cheap, but it subsamples whole files first, not rows uniformly). Sources are unioned and the
-block order randomised with the seed (Ray Data's streaming order is still not
-bit-exact between runs); every row carries ``mixture_source``.
+block order randomised with the seed. Ray Data's streaming order is not bit-exact between
+executions, so which rows top up a partial pass (``limit``) may differ on a resume; counts do not.
+Every row carries ``mixture_source``.
 """
 
 from __future__ import annotations
