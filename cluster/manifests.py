@@ -211,7 +211,9 @@ def render_all(serve_config_path: str | Path, tag: str, out_dir: Path | None = N
     serve_cfg = load_config(ServeConfig, str(serve_config_path))
     source = Path(serve_config_path).resolve()
     source_name = (
-        source.relative_to(REPO_ROOT).as_posix() if source.is_relative_to(REPO_ROOT) else str(serve_config_path)
+        source.relative_to(REPO_ROOT).as_posix()
+        if source.is_relative_to(REPO_ROOT)
+        else str(serve_config_path)
     )
     manifests = {out_dir / "raycluster.yaml": (raycluster_manifest(tag), "cluster/manifests.py")}
     for job in JOB_RUNS:

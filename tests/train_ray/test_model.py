@@ -47,7 +47,7 @@ def test_unconverted_original_llava_config_is_an_explicit_error():
     class OriginalLlavaConfig:  # original-LLaVA config.json keys, as PULSE-7B's carry
         mm_patch_merge_type = "flat"
 
-    with pytest.raises(ArchitectureMismatch, match="mm_patch_merge_type='flat'.*pulse convert"):
+    with pytest.raises(ArchitectureMismatch, match=r"mm_patch_merge_type='flat'.*pulse convert"):
         check_architecture(OriginalLlavaConfig(), {})
 
 

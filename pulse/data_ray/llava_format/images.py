@@ -77,7 +77,10 @@ class TarShards:
         fs, inner = io.filesystem(path, self.storage)
         count = 0
         if is_gzip_shard(path):
-            with fs.open_input_stream(inner, compression=None) as stream, tarfile.open(fileobj=stream, mode="r|gz") as archive:
+            with (
+                fs.open_input_stream(inner, compression=None) as stream,
+                tarfile.open(fileobj=stream, mode="r|gz") as archive,
+            ):
                 count = self._insert(shard, archive, sequential=True)
         else:
             with fs.open_input_file(inner) as handle, tarfile.open(fileobj=handle, mode="r:") as archive:
@@ -127,7 +130,10 @@ class TarShards:
         """(member key, bytes) of every file in one shard, in archive order (one sequential read)."""
         fs, inner = io.filesystem(shard_path, self.storage)
         mode = "r|gz" if is_gzip_shard(shard_path) else "r|"
-        with fs.open_input_stream(inner, compression=None) as stream, tarfile.open(fileobj=stream, mode=mode) as archive:
+        with (
+            fs.open_input_stream(inner, compression=None) as stream,
+            tarfile.open(fileobj=stream, mode=mode) as archive,
+        ):
             for member in archive:
                 if member.isfile():
                     handle = archive.extractfile(member)
