@@ -156,7 +156,12 @@ def flat_variant(model: Any, processor: Any) -> tuple[Any, Any]:
     flat_model = PulseFlatLlavaNextForConditionalGeneration(config).to(model.dtype)
     flat_model.load_state_dict(model.state_dict())
     flat_model.generation_config = model.generation_config
-    flat_processor = PulseFlatLlavaNextProcessor(
+    return flat_model, flat_processor_from(processor)
+
+
+def flat_processor_from(processor) -> PulseFlatLlavaNextProcessor:
+    """The flat-merge processor with ``processor``'s image processor, tokenizer and template."""
+    return PulseFlatLlavaNextProcessor(
         image_processor=processor.image_processor,
         tokenizer=processor.tokenizer,
         patch_size=processor.patch_size,
@@ -164,4 +169,3 @@ def flat_variant(model: Any, processor: Any) -> tuple[Any, Any]:
         num_additional_image_tokens=processor.num_additional_image_tokens,
         chat_template=processor.chat_template,
     )
-    return flat_model, flat_processor

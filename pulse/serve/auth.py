@@ -48,11 +48,6 @@ def check_binding(host: str, keys: list[str], cfg: AuthConfig) -> None:
         )
 
 
-def key_fingerprint(key: str) -> str:
-    """A short, non-reversible id of a key for logs (never log the key itself)."""
-    return hashlib.sha256(key.encode()).hexdigest()[:8]
-
-
 def key_digest(key: str) -> str:
     """SHA-256 hex digest of a key: what replicas receive, so no key travels in Serve's config."""
     return hashlib.sha256(key.encode()).hexdigest()

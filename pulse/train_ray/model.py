@@ -27,16 +27,9 @@ def load_processor(cfg: ModelConfig):
 
         processor = build_processor(cfg.build)
         if cfg.patch_merge == "flat":
-            from pulse.models.flat_merge import PulseFlatLlavaNextProcessor
+            from pulse.models.flat_merge import flat_processor_from
 
-            processor = PulseFlatLlavaNextProcessor(
-                image_processor=processor.image_processor,
-                tokenizer=processor.tokenizer,
-                patch_size=processor.patch_size,
-                vision_feature_select_strategy=processor.vision_feature_select_strategy,
-                num_additional_image_tokens=processor.num_additional_image_tokens,
-                chat_template=processor.chat_template,
-            )
+            processor = flat_processor_from(processor)
         return processor
     from transformers import AutoConfig
 

@@ -28,7 +28,6 @@ from pulse.data_ray.instruct.rows import map_rows, shard_of
 from pulse.data_ray.instruct.stats import merge_markers, write_stats
 from pulse.data_ray.instruct.validate import validate_row
 from pulse.data_ray.instruct.write import (
-    OutputFolder,
     ShardWriter,
     completed_shards,
     finalize_llava,
@@ -104,7 +103,7 @@ def write_shards(cfg: BuildConfig, rows, wanted_records: set[str]) -> list[dict]
     images = images.filter(lambda row: row["record_id"] in wanted_records)
     items = rows.map(row_item).union(images.map(image_item, fn_args=(shards,)))
     writer_kwargs = {
-        "output": OutputFolder(cfg.output_dir, cfg.storage),
+        "output": io.Folder(cfg.output_dir, cfg.storage),
         "num_shards": shards,
         "llava": cfg.write.llava,
         "dedupe": {"threshold": cfg.dedupe.threshold, "k": cfg.dedupe.shingle}

@@ -15,12 +15,10 @@ its image together: it removes near duplicates, attaches the image and writes
 from __future__ import annotations
 
 import json
-import posixpath
 from collections import Counter
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pulse import io
 from pulse.config import ConfigError
@@ -30,32 +28,6 @@ from pulse.progress import report
 from pulse.schema import INSTRUCTION_SCHEMA, error_reason
 
 HIST_BINS = 20  # judge-score histogram over [0, 5] in steps of 0.25
-
-
-class OutputFolder:
-    """The output folder as a picklable handle: the pyarrow filesystem is resolved on the driver
-    (endpoint and credentials included), so Ray workers write to S3 without the driver's environment."""
-
-    def __init__(self, output_dir: str, storage: io.StorageOptions | None = None):
-        self.output_dir = output_dir
-        self.fs, self.root = io.filesystem(output_dir, storage)
-
-    def path(self, *parts: str) -> str:
-        return io.join(self.output_dir, *parts)
-
-    def write_bytes(self, data: bytes, *parts: str) -> None:
-        inner = posixpath.join(self.root, *parts)
-        self.fs.create_dir(posixpath.dirname(inner), recursive=True)
-        with self.fs.open_output_stream(inner) as stream:
-            stream.write(data)
-
-    def write_text(self, text: str, *parts: str) -> None:
-        self.write_bytes(text.encode("utf-8"), *parts)
-
-    def write_parquet(self, table: pa.Table, *parts: str) -> None:
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        self.write_bytes(sink.getvalue().to_pybytes(), *parts)
 
 
 def shard_name(shard: int) -> str:
@@ -118,7 +90,7 @@ class ShardWriter:
 
     def __init__(
         self,
-        output: OutputFolder,
+        output: io.Folder,
         num_shards: int,
         llava: bool = True,
         dedupe: dict[str, Any] | None = None,

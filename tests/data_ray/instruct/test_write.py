@@ -6,10 +6,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pulse import io
 from pulse.config import ConfigError
 from pulse.data_ray.instruct.rows import conversation, instruction_row, shard_of
 from pulse.data_ray.instruct.write import (
-    OutputFolder,
     ShardWriter,
     completed_shards,
     finalize_llava,
@@ -52,7 +52,7 @@ def test_shard_writer_writes_parquet_llava_errors_and_marker(tmp_path):
     shards = 1
     rows = rows_for("cpsc2018/A0689", "train", shards) + rows_for("cpsc2018/A1041", "test", shards)
     rows += rows_for("g12ec/E03823", "train", shards)  # no image for this record
-    writer = ShardWriter(OutputFolder(str(tmp_path)), shards, llava=True, dedupe={"threshold": 0.85, "k": 3})
+    writer = ShardWriter(io.Folder(str(tmp_path)), shards, llava=True, dedupe={"threshold": 0.85, "k": 3})
     result = writer(group_table(rows, {"cpsc2018/A0689": PNG, "cpsc2018/A1041": PNG}, shards))
     marker = json.loads(result.to_pylist()[0]["marker"])
     assert marker["rows_ok"] == 4 and marker["splits"] == {"train": 2, "test": 2}
@@ -77,7 +77,7 @@ def test_finalize_llava_joins_shard_parts(tmp_path):
     for record_id in ("chapman/JS01048", "chapman/JS01560", "ningbo/JS11438", "g12ec/E01137"):
         by_shard.setdefault(shard_of(record_id, shards), []).extend(rows_for(record_id, "train", shards)[:1])
     assert len(by_shard) == 2
-    writer = ShardWriter(OutputFolder(str(tmp_path)), shards, llava=True, dedupe=None)
+    writer = ShardWriter(io.Folder(str(tmp_path)), shards, llava=True, dedupe=None)
     for rows in by_shard.values():
         writer(group_table(rows, {r["record_id"]: PNG for r in rows}, shards))
     paths = finalize_llava(str(tmp_path))
