@@ -62,10 +62,23 @@ def _s3_filesystem(storage: StorageOptions | None) -> pafs.S3FileSystem:
     return pafs.S3FileSystem(**kwargs)
 
 
-def filesystem(path: str | os.PathLike, storage: StorageOptions | None = None) -> tuple[pafs.FileSystem, str]:
-    """The pyarrow filesystem for ``path`` and the path inside it."""
+def filesystem(
+    path: str | os.PathLike, storage: StorageOptions | Folder | None = None
+) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem for ``path`` and the path inside it.
+
+    ``storage`` (here and in every function of this module) is the job's ``StorageOptions``,
+    resolved now from this process's environment, or a ``Folder`` made on the driver: its already
+    resolved filesystem (endpoint, credentials) then serves every path of its kind (``s3://`` or
+    local), which is how Ray tasks and actors reach storage whatever their own environment holds.
+    """
     text = str(path)
-    if is_remote(text):
+    remote = is_remote(text)
+    if isinstance(storage, Folder):
+        if remote == is_remote(storage.uri):
+            return storage.fs, text[len("s3://") :] if remote else str(Path(text).absolute())
+        storage = storage.storage
+    if remote:
         return _s3_filesystem(storage), text[len("s3://") :]
     return pafs.LocalFileSystem(), str(Path(text).absolute())
 
@@ -78,8 +91,9 @@ class Folder:
     Folder write with exactly those, whatever their own environment holds.
     """
 
-    def __init__(self, uri: str | os.PathLike, storage: StorageOptions | None = None):
+    def __init__(self, uri: str | os.PathLike, storage: StorageOptions | Folder | None = None):
         self.uri = str(uri)
+        self.storage = storage.storage if isinstance(storage, Folder) else storage
         self.fs, self.root = filesystem(self.uri, storage)
 
     def __repr__(self) -> str:
@@ -93,6 +107,7 @@ class Folder:
         """A sub-folder that shares this folder's resolved filesystem."""
         child = object.__new__(Folder)
         child.uri, child.fs, child.root = self.path(*parts), self.fs, posixpath.join(self.root, *parts)
+        child.storage = self.storage
         return child
 
     def inner(self, *parts: str) -> str:

@@ -38,3 +38,22 @@ def test_s3_folder_carries_its_credentials_into_a_ray_task(s3_bucket, monkeypatc
     assert ray.get(write.remote(folder)) == "ok"
     assert io.read_text(f"{s3_bucket}/folder/task.txt") == "from a task"
     assert folder.list_files() == ["task.txt"]
+
+
+def test_io_functions_reach_s3_through_a_folder_made_on_the_driver(s3_bucket, ray_session):
+    """Readers take a Folder where they took StorageOptions: a task without AWS_* credentials reads with it."""
+    import ray
+
+    io.write_text(f"{s3_bucket}/raw/a.txt", "raw")
+    root = io.Folder(f"{s3_bucket}/raw")
+
+    @ray.remote(
+        num_cpus=0.1, runtime_env={"env_vars": {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}}
+    )
+    def read(storage: io.Folder) -> tuple[str, list[str]]:
+        return io.read_text(f"{s3_bucket}/raw/a.txt", storage), io.list_files(
+            f"{s3_bucket}/raw", "*", storage
+        )
+
+    assert ray.get(read.remote(root)) == ("raw", [f"{s3_bucket}/raw/a.txt"])
+    assert io.filesystem("/tmp/x", root)[0].type_name == "local"  # a local path is not sent to S3

@@ -62,7 +62,7 @@ def test_the_readme_chain_runs_on_the_bundled_records(tmp_path, ray_session, cap
     from pulse.cli import main
 
     run = tmp_path / "run"
-    assert main(["ingest", "--config", SHIPPED["ingest"], f"run_dir={run}", "limit=3"]) == 0
+    assert main(["ingest", "--config", SHIPPED["ingest"], f"run_dir={run}", "limit_per_source=3"]) == 0
     assert main(["render", "--config", SHIPPED["render"], f"run_dir={run}"]) == 0
     assert main(["build", "--config", SHIPPED["build"], f"run_dir={run}"]) == 0
     assert (

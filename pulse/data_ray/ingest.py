@@ -10,7 +10,7 @@ Ningbo) and ECG-QA from local paths or s3:// and writes:
 
 Examples:
   pulse ingest --config configs/ingest/bundled.yaml output_dir=/tmp/pulse-records
-  pulse ingest --config configs/ingest/bundled.yaml limit=5 target_fs=250
+  pulse ingest --config configs/ingest/bundled.yaml limit_per_source=5 target_fs=250
   pulse ingest --config configs/ingest/synthetic.yaml   (schema-exact synthetic CODE-15% + MIMIC-IV-ECG)
 A rerun of the same config on a finished output has nothing to do; an interrupted one starts over
 (records/, errors/ and ecgqa/ are replaced); a changed config is refused unless ``overwrite=true``.
@@ -21,29 +21,31 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections import Counter
 from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pulse import io, resume
 from pulse.config import StrictModel, write_run_info
 from pulse.data_ray.first_rows import first_rows
 from pulse.data_ray.readers import plan_source, read_unit
 from pulse.data_ray.readers.config import SourceConfig
-from pulse.data_ray.readers.ecgqa import ECGQA_SCHEMA, mark_missing_records, qa_to_table
-from pulse.data_ray.readers.signal import records_to_table
+from pulse.data_ray.readers.ecgqa import ECGQA_SCHEMA, mark_missing_records, qa_row, qa_to_table
+from pulse.data_ray.readers.signal import error_record, records_to_table
+from pulse.data_ray.stage import Stage, map_stage
+from pulse.error_sink import ErrorSink
 from pulse.progress import Progress, report
 from pulse.run_layout import INGEST_LAYOUT, Layout
 from pulse.runtime import RayOptions, init_ray
 from pulse.schema import RECORD_SCHEMA, error_reason
 from pulse.summary import StageSummary
 
-_S3_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION")
+UNIT_COLUMNS = ("source", "unit")
+"""A read unit: the index of its source in the config and the reader's unit as JSON."""
 OUTPUTS = ("records", "errors", "ecgqa")
 NOT_IN_FINGERPRINT = ("output_dir", "batch_size", "concurrency", "num_cpus")
 """Config fields that do not change the ingested rows (where they go, how the read is split)."""
@@ -59,8 +61,9 @@ class IngestConfig(StrictModel):
     output_dir: str
     target_fs: float | None = Field(default=None, gt=0)
     """Resample every record to this rate (Hz); null keeps each source's rate."""
-    limit: int | None = Field(default=None, ge=0)
-    """Quick-run cap applied to every source (at most this many records / QA rows each)."""
+    limit_per_source: int | None = Field(default=None, ge=0)
+    """Quick-run cap applied to each source (at most this many records / QA rows per source, not in
+    total); ``sources.<i>.limit`` caps one source."""
     batch_size: int = Field(default=4, ge=1)
     """Read units per Ray Data batch (a unit is one record, or one chunk of a CODE-15% part)."""
     concurrency: int | None = Field(default=None, ge=1)
@@ -72,73 +75,104 @@ class IngestConfig(StrictModel):
     overwrite: bool = False
     """Replace an earlier ingest in ``output_dir``; without it a rerun with a changed config is refused."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_limit(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "limit" in data:
+            raise ValueError(
+                "limit was renamed: use limit_per_source (it caps each source, not the total; "
+                "sources.<i>.limit caps one source)"
+            )
+        return data
+
     def capped_sources(self) -> list[SourceConfig]:
-        """Sources with the global ``limit`` folded into each one's own limit."""
-        if self.limit is None:
+        """Sources with ``limit_per_source`` folded into each one's own limit."""
+        cap = self.limit_per_source
+        if cap is None:
             return list(self.sources)
         return [
-            s.model_copy(update={"limit": self.limit if s.limit is None else min(s.limit, self.limit)})
+            s.model_copy(update={"limit": cap if s.limit is None else min(s.limit, cap)})
             for s in self.sources
         ]
 
 
-def _s3_env(storage: io.StorageOptions) -> dict[str, str]:
-    """The driver's S3 settings, handed to read tasks whose processes started before they were set."""
-    names = (*_S3_ENV, storage.access_key_env, storage.secret_key_env)
-    return {name: os.environ[name] for name in names if name in os.environ}
+class ReadRecords(Stage):
+    """Read units in, record rows out; bad inputs go to the one ``ErrorSink`` from inside the task.
 
-
-def read_record_batch(
-    batch: pa.Table,
-    *,
-    sources: list[SourceConfig],
-    storage: io.StorageOptions,
-    target_fs: float | None,
-    errors_dir: str,
-    env: dict[str, str],
-    progress: Any = None,
-) -> pa.Table:
-    """Ray Data UDF: read a batch of units; return good records, write error rows to ``errors_dir``.
-
-    Error rows go to their own sink from inside the task (datatrove's exclusion-writer pattern)
-    so the signal data streams through Ray Data once. The error file name is a hash of its
-    record ids, so a retried task overwrites rather than duplicates.
+    Error rows are written where they are found (datatrove's exclusion-writer pattern), so the
+    signal data streams through Ray Data once; the part is named by a hash of its record ids, so a
+    retried task overwrites rather than duplicates. ``roots`` are the sources' folders, resolved on
+    the driver (one ``io.Folder`` per source): the readers reach storage through them.
     """
-    for key, value in env.items():
-        os.environ.setdefault(key, value)
-    good: list[dict[str, Any]] = []
-    bad: list[dict[str, Any]] = []
-    for source_index, unit_json in zip(
-        batch.column("source").to_pylist(), batch.column("unit").to_pylist(), strict=True
+
+    name = "ingest"
+    input_columns = UNIT_COLUMNS
+    output_columns = tuple(RECORD_SCHEMA.names)
+
+    def __init__(
+        self,
+        sources: list[SourceConfig],
+        roots: list[io.Folder],
+        target_fs: float | None,
+        errors: ErrorSink,
+        progress: Any = None,
     ):
-        for row in read_unit(sources[source_index], json.loads(unit_json), storage, target_fs):
-            (bad if row["error"] else good).append(row)
-    if bad:
-        digest = hashlib.sha1("\n".join(r["record_id"] for r in bad).encode()).hexdigest()[:16]
-        io.write_parquet(records_to_table(bad), io.join(errors_dir, f"errors-{digest}.parquet"), storage)
-    report(progress, batch.num_rows)
-    return records_to_table(good)
+        self.sources, self.roots, self.target_fs = sources, roots, target_fs
+        self.errors, self.progress = errors, progress
+
+    def read(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        index = row["source"]
+        return read_unit(self.sources[index], json.loads(row["unit"]), self.roots[index], self.target_fs)
+
+    def failed(self, row: dict[str, Any], error: str) -> dict[str, Any]:
+        """The error record of a unit whose reader raised (a bug, not a ``ReadError``)."""
+        source = self.sources[row["source"]]
+        digest = hashlib.sha1(row["unit"].encode()).hexdigest()[:12]
+        return error_record(
+            record_id=f"{source.kind}/unit-{digest}",
+            dataset=source.kind,
+            source_path=self.roots[row["source"]].uri,
+            error=error,
+        )
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        good: list[dict[str, Any]] = []
+        bad: list[dict[str, Any]] = []
+        for row in batch.select(self.read_columns(batch.column_names)).to_pylist():
+            rows = self.guarded(self.read, row)
+            for record in [self.failed(row, rows)] if isinstance(rows, str) else rows:
+                (bad if record["error"] else good).append(record)
+        if bad:
+            digest = hashlib.sha1("\n".join(r["record_id"] for r in bad).encode()).hexdigest()[:16]
+            self.errors.write(records_to_table(bad), f"errors-{digest}")
+        report(self.progress, batch.num_rows)
+        return records_to_table(good)
 
 
-def read_qa_batch(
-    batch: pa.Table,
-    *,
-    sources: list[SourceConfig],
-    storage: io.StorageOptions,
-    available: list[str] | None,
-    env: dict[str, str],
-) -> pa.Table:
-    """Ray Data UDF: ECG-QA rows of a batch of JSON files, checked against the ingested records."""
-    for key, value in env.items():
-        os.environ.setdefault(key, value)
-    rows: list[dict[str, Any]] = []
-    for source_index, unit_json in zip(
-        batch.column("source").to_pylist(), batch.column("unit").to_pylist(), strict=True
-    ):
-        rows.extend(read_unit(sources[source_index], json.loads(unit_json), storage))
-    if available is not None:
-        rows = mark_missing_records(rows, set(available))
-    return qa_to_table(rows)
+class ReadQA(Stage):
+    """ECG-QA JSON files in, QA rows out, checked against the ingested records (``available``)."""
+
+    name = "ingest.ecgqa"
+    input_columns = UNIT_COLUMNS
+    output_columns = tuple(ECGQA_SCHEMA.names)
+
+    def __init__(self, sources: list[SourceConfig], roots: list[io.Folder], available: list[str] | None):
+        self.sources, self.roots = sources, roots
+        self.available = set(available) if available is not None else None
+
+    def read(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        return read_unit(self.sources[row["source"]], json.loads(row["unit"]), self.roots[row["source"]])
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows: list[dict[str, Any]] = []
+        for row in batch.select(self.read_columns(batch.column_names)).to_pylist():
+            result = self.guarded(self.read, row)
+            if isinstance(result, str):
+                result = [{**qa_row({}, json.loads(row["unit"]).get("relative", "")), "error": result}]
+            rows.extend(result)
+        if self.available is not None:
+            rows = mark_missing_records(rows, self.available)
+        return qa_to_table(rows)
 
 
 def _read_columns(folder: str, columns: list[str], schema: pa.Schema, storage: io.StorageOptions) -> pa.Table:
@@ -179,26 +213,27 @@ def run(cfg: IngestConfig) -> StageSummary:
         io.delete(folder, storage)
         io.makedirs(folder, storage)
     sources = cfg.capped_sources()
-    env = _s3_env(storage)
-    remote = {"num_cpus": cfg.num_cpus}
+    # Resolved here on the driver: read tasks reach storage with exactly these (io.Folder).
+    roots = [io.Folder(source.resolved_root(), storage) for source in sources]
+    errors_sink = ErrorSink(io.Folder(cfg.output_dir, storage))
 
     record_items = _items(sources, {"ptbxl", "mimic", "code15", "cinc2021"}, storage)
     if record_items:
         with Progress(ray, "ingest", total=len(record_items), unit="read units") as progress:
-            _dataset(ray, record_items, cfg.batch_size).map_batches(
-                read_record_batch,
-                batch_format="pyarrow",
-                batch_size=cfg.batch_size,
-                compute=ray.data.TaskPoolStrategy(size=cfg.concurrency),
-                fn_kwargs={
+            map_stage(
+                _dataset(ray, record_items, cfg.batch_size),
+                ReadRecords,
+                kwargs={
                     "sources": sources,
-                    "storage": storage,
+                    "roots": roots,
                     "target_fs": cfg.target_fs,
-                    "errors_dir": out["errors"],
-                    "env": env,
+                    "errors": errors_sink,
                     "progress": progress.counter,
                 },
-                **remote,
+                tasks=True,
+                workers=cfg.concurrency,
+                batch_size=cfg.batch_size,
+                num_cpus=cfg.num_cpus,
             ).write_parquet(**io.ray_write_args(out["records"], storage))
     records = _read_columns(out["records"], ["record_id", "dataset"], RECORD_SCHEMA, storage)
     errors = _read_columns(out["errors"], ["record_id", "dataset", "error"], RECORD_SCHEMA, storage)
@@ -210,17 +245,14 @@ def run(cfg: IngestConfig) -> StageSummary:
             s.kind == "ptbxl" or (s.kind == "cinc2021" and "ptbxl" in s.cinc_datasets()) for s in sources
         )
         available = [r for r in records.column("record_id").to_pylist() if r.startswith("ptbxl/")]
-        qa = _dataset(ray, _items(sources, {"ecgqa"}, storage), 1).map_batches(
-            read_qa_batch,
-            batch_format="pyarrow",
+        qa = map_stage(
+            _dataset(ray, _items(sources, {"ecgqa"}, storage), 1),
+            ReadQA,
+            kwargs={"sources": sources, "roots": roots, "available": available if reads_ptbxl else None},
+            tasks=True,
+            workers=None,
             batch_size=1,
-            fn_kwargs={
-                "sources": sources,
-                "storage": storage,
-                "available": available if reads_ptbxl else None,
-                "env": env,
-            },
-            **remote,
+            num_cpus=cfg.num_cpus,
         )
         qa_limits = [s.limit for s in qa_sources]
         if len(qa_sources) == 1 and qa_limits[0] is not None:

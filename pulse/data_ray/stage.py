@@ -62,12 +62,18 @@ class Stage:
         raise NotImplementedError
 
 
-def compute_strategy(workers: int | tuple[int, int] | list[int], actors: bool = True):
-    """Ray Data's actor pool (or task pool) for a fixed worker count or an autoscaling ``(min, max)``."""
+Workers = int | tuple[int, int] | list[int] | None
+
+
+def compute_strategy(workers: Workers, actors: bool = True):
+    """Ray Data's actor pool (or task pool) for a fixed worker count or an autoscaling ``(min, max)``;
+    ``None`` (tasks only) lets Ray Data decide how many tasks run at once."""
     from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
     if not actors:
-        return TaskPoolStrategy(size=workers if isinstance(workers, int) else max(workers))
+        return TaskPoolStrategy(size=workers if workers is None or isinstance(workers, int) else max(workers))
+    if workers is None:
+        raise ValueError("an actor pool needs a worker count")
     if isinstance(workers, int):
         return ActorPoolStrategy(size=workers)
     low, high = workers
@@ -83,14 +89,15 @@ def map_stage(
     stage: type[Stage],
     *,
     kwargs: dict[str, Any] | None = None,
-    workers: int | tuple[int, int] | list[int] = 1,
+    workers: Workers = 1,
     tasks: bool = False,
     batch_size: int | None = None,
     num_cpus: float = 1.0,
     **ray_options: Any,
 ):
     """``ds`` mapped through ``stage``: on an actor pool (one ``stage(**kwargs)`` per actor), or with
-    ``tasks=True`` as up to ``workers`` tasks that build the stage per batch (for a cheap setup)."""
+    ``tasks=True`` as up to ``workers`` tasks (``None``: as many as Ray Data schedules) that build
+    the stage per batch (for a cheap setup)."""
     common = {"batch_size": batch_size, "batch_format": "pyarrow", "num_cpus": num_cpus, **ray_options}
     if tasks:
         return ds.map_batches(

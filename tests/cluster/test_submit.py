@@ -75,7 +75,7 @@ def test_unknown_job_and_foreign_working_dir(tmp_path):
 def test_validate_config_fails_before_upload():
     with pytest.raises(ConfigError, match="Unknown config key: limitt"):
         submit.validate_config("ingest", "configs/ingest/bundled.yaml", ["limitt=3"], REPO)
-    submit.validate_config("ingest", "configs/ingest/bundled.yaml", ["limit=3"], REPO)
+    submit.validate_config("ingest", "configs/ingest/bundled.yaml", ["limit_per_source=3"], REPO)
 
 
 def test_auth_headers(monkeypatch, tmp_path):

@@ -168,3 +168,26 @@ def test_rerun_has_nothing_to_do_refuses_a_changed_config_and_overwrites(
     assert rebuilt.rows_ok == first.rows_ok
     assert set(pq.read_table(out / "records", columns=["fs"]).column("fs").to_pylist()) == {250.0}
     assert json.loads((out / "run_info.json").read_text())["config"]["target_fs"] == 250
+
+
+def test_ingest_stages_follow_the_stage_contract_and_a_reader_crash_costs_one_row(tmp_path):
+    """ReadRecords/ReadQA are pulse Stages: declared columns, and a unit whose reader raises
+    (here a PTB-XL unit without ecg_id) is one `internal` error row in the one ErrorSink."""
+    import pyarrow as pa
+
+    from pulse.data_ray.ingest import ReadQA, ReadRecords
+    from pulse.data_ray.stage import Stage
+    from pulse.error_sink import ErrorSink
+
+    assert issubclass(ReadRecords, Stage) and issubclass(ReadQA, Stage)
+    assert ReadRecords.output_columns == tuple(RECORD_SCHEMA.names)
+    source = SourceConfig(kind="ptbxl", root="bundled:ptbxl", database_csv="ptbxl_database_subset.csv")
+    sink = ErrorSink(io.Folder(tmp_path))
+    stage = ReadRecords([source], [io.Folder(source.resolved_root())], None, sink)
+    batch = pa.table({"source": [0], "unit": [json.dumps({"filename_lr": "x"})]})
+    assert stage(batch).num_rows == 0
+    assert sink.counts() == {"internal": 1}
+    error = io.read_parquet(sink.uri).column("error")[0].as_py()
+    assert error.startswith("internal: KeyError") and "ecg_id" in error
+    with pytest.raises(KeyError, match="unit"):
+        stage(pa.table({"source": [0]}))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 import io as _stdio
 import re
-from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -74,15 +73,23 @@ def detect_report_lang(text: str | None) -> str | None:
     return best if scores[best] > 0 else None
 
 
-@lru_cache(maxsize=8)
-def diagnostic_classes(statements_path: str, storage_json: str | None = None) -> dict[str, str]:
-    """scp code -> diagnostic superclass for every statement with ``diagnostic == 1``."""
-    storage = io.StorageOptions.model_validate_json(storage_json) if storage_json else None
-    table = pd.read_csv(_stdio.StringIO(io.read_text(statements_path, storage)), index_col=0)
-    diagnostic = table[table["diagnostic"] == 1]
-    return {
-        str(code): str(cls) for code, cls in diagnostic["diagnostic_class"].items() if isinstance(cls, str)
-    }
+_CLASSES: dict[str, dict[str, str]] = {}
+
+
+def diagnostic_classes(
+    statements_path: str, storage: io.StorageOptions | io.Folder | None = None
+) -> dict[str, str]:
+    """scp code -> diagnostic superclass for every statement with ``diagnostic == 1`` (read once per
+    process and path)."""
+    if statements_path not in _CLASSES:
+        table = pd.read_csv(_stdio.StringIO(io.read_text(statements_path, storage)), index_col=0)
+        diagnostic = table[table["diagnostic"] == 1]
+        _CLASSES[statements_path] = {
+            str(code): str(cls)
+            for code, cls in diagnostic["diagnostic_class"].items()
+            if isinstance(cls, str)
+        }
+    return _CLASSES[statements_path]
 
 
 def plan(source: SourceConfig, storage: io.StorageOptions | None = None) -> list[dict[str, Any]]:
@@ -145,8 +152,7 @@ def read(
             raise ReadError("bad_metadata", f"strat_fold {unit.get('strat_fold')!r}")
     except ReadError as exc:
         return [error_record(record_id=record_id, dataset="ptbxl", source_path=source_path, error=str(exc))]
-    storage_json = storage.model_dump_json() if storage else None
-    classes = diagnostic_classes(io.join(root, "scp_statements.csv"), storage_json)
+    classes = diagnostic_classes(io.join(root, "scp_statements.csv"), storage)
     labels = list(scp_codes)
     extra = {key: unit.get(key) for key in _EXTRA_COLUMNS if unit.get(key) is not None}
     extra.update(

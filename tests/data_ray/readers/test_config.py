@@ -24,8 +24,8 @@ def test_option_of_another_kind_is_an_error_naming_it():
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_ingest_configs_load_and_open_with_their_command(path):
-    cfg = load_config(IngestConfig, path, ["limit=2"])
-    assert cfg.limit == 2 and all(s.limit == 2 for s in cfg.capped_sources())
+    cfg = load_config(IngestConfig, path, ["limit_per_source=2"])
+    assert cfg.limit_per_source == 2 and all(s.limit == 2 for s in cfg.capped_sources())
     assert path.read_text().startswith("# ") and "pulse ingest --config configs/ingest/" in path.read_text()
 
 
@@ -34,3 +34,12 @@ def test_unknown_key_is_rejected():
         load_config(
             IngestConfig, None, ["output_dir=/tmp/x", "sources=[{kind: ptbxl, root: x, sampling: 100}]"]
         )
+
+
+def test_the_old_limit_key_is_refused_naming_limit_per_source():
+    with pytest.raises(ConfigError, match="use limit_per_source"):
+        load_config(IngestConfig, CONFIG_DIR / "bundled.yaml", ["limit=2"])
+    capped = load_config(
+        IngestConfig, CONFIG_DIR / "bundled.yaml", ["limit_per_source=2", "sources.0.limit=1"]
+    )
+    assert [s.limit for s in capped.capped_sources()][:1] == [1]
