@@ -18,16 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from pulse.data_ray.conversation import IMAGE_TOKEN as IMAGE_PLACEHOLDER
+from pulse.data_ray.conversation import check_conversation
+from pulse.data_ray.stage import StageError
+
 IGNORE_INDEX = -100
-IMAGE_PLACEHOLDER = "<image>"
 
 
-class SampleError(ValueError):
+class SampleError(StageError):
     """A row that cannot become a training sample; ``reason`` is what summaries count by."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
 
 @dataclass
@@ -54,30 +53,20 @@ def decode_image(data: bytes | None):
 
 
 def to_messages(conversations: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """ECGInstruct turns (``from: human|gpt``) as chat messages; the image goes in the first user turn."""
-    if not conversations:
-        raise SampleError("bad_conversation", "no turns")
+    """ECGInstruct turns (``from: human|gpt``, checked by the one ``check_conversation``) as chat
+    messages; the image goes in the first user turn."""
+    turns = check_conversation(list(conversations or []), SampleError)
     roles = {"human": "user", "gpt": "assistant"}
     messages = []
-    for index, turn in enumerate(conversations):
-        role = roles.get(turn.get("from"))
-        if role is None:
-            raise SampleError("bad_conversation", f"turn {index} has from={turn.get('from')!r}")
-        if role != ("user" if index % 2 == 0 else "assistant"):
-            raise SampleError("bad_conversation", f"turn {index} breaks human/gpt alternation")
-        text = turn.get("value") or ""
+    for index, turn in enumerate(turns):
+        text = turn["value"]
+        content: list[dict[str, str]] = [{"type": "text", "text": text}]
         if index == 0:
-            if not text.startswith(IMAGE_PLACEHOLDER):
-                raise SampleError("missing_image_token", "first human turn does not start with <image>")
-            text = text[len(IMAGE_PLACEHOLDER) :].lstrip("\n")
-            content: list[dict[str, str]] = [{"type": "image"}, {"type": "text", "text": text}]
-        else:
-            content = [{"type": "text", "text": text}]
-        if IMAGE_PLACEHOLDER in text:
-            raise SampleError("extra_image_token", f"turn {index} has a second <image>")
-        messages.append({"role": role, "content": content})
-    if messages[-1]["role"] != "assistant":
-        raise SampleError("bad_conversation", "last turn is not a gpt answer")
+            content = [
+                {"type": "image"},
+                {"type": "text", "text": text[len(IMAGE_PLACEHOLDER) :].lstrip("\n")},
+            ]
+        messages.append({"role": roles[turn["from"]], "content": content})
     return messages
 
 

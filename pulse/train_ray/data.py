@@ -11,60 +11,61 @@ training. ``PadCollate`` pads a micro-batch inside each worker.
 from __future__ import annotations
 
 import hashlib
-import posixpath
-from collections import Counter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from pulse import io
 from pulse.data_ray.first_rows import first_rows
-from pulse.schema import error_reason, require_columns
+from pulse.data_ray.stage import Stage, map_stage
+from pulse.error_sink import ErrorSink
 from pulse.train_ray.collate import SampleError, decode_image, encode_sample, pad_batch
 from pulse.train_ray.mixture import load_or_resolve, mixed_dataset
 
 INPUT_COLUMNS = ("id", "image", "conversations")
+OPTIONAL_COLUMNS = ("image_path", "error")
 OUTPUT_COLUMNS = ("id", "input_ids", "labels", "pixel_values", "image_sizes", "truncated")
 ERROR_SCHEMA = pa.schema([("id", pa.string()), ("error", pa.string())])
+"""Train's error rows: the row id and its error (the image and turns stay in the input Parquet)."""
 
 
-class EncodeInstructions:
-    """Ray Data stage: instruction rows -> encoded samples; bad rows go to the errors sink."""
+class EncodeInstructions(Stage):
+    """Ray Data stage: instruction rows -> encoded samples; bad rows go to the one ``ErrorSink``."""
+
+    name = "train.encode"
+    input_columns = INPUT_COLUMNS
+    optional_columns = OPTIONAL_COLUMNS
+    output_columns = OUTPUT_COLUMNS
+    crash_reason = "encode_failed"
 
     def __init__(
         self,
         processor,
         max_length: int,
         truncation: str,
-        errors: tuple[pafs.FileSystem, str],
-        image_root: tuple[pafs.FileSystem, str] | None = None,
+        errors: ErrorSink,
+        image_root: io.Folder | None = None,
     ):
-        # Filesystems arrive resolved (pickled with their credentials): Ray workers started
+        # Folders arrive resolved on the driver (with their credentials): Ray workers started
         # before the driver's AWS_* variables were set would not find them in their environment.
         self.processor = processor
         self.max_length = max_length
         self.truncation = truncation
-        self.errors_fs, self.errors_dir = errors
+        self.errors = errors
         self.image_root = image_root
 
     def _image_bytes(self, row: dict[str, Any]) -> bytes | None:
         if row.get("image"):
             return row["image"]
         if row.get("image_path") and self.image_root:
-            fs, root = self.image_root
             try:
-                with fs.open_input_stream(posixpath.join(root, row["image_path"])) as stream:
-                    return stream.read()
+                return self.image_root.read_bytes(*row["image_path"].split("/"))
             except OSError as exc:
                 raise SampleError("missing_image", f"{row['image_path']}: {exc}") from None
         raise SampleError("missing_image", "no image bytes and no resolvable image_path")
 
     def encode_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        if row.get("error"):
-            raise SampleError("upstream_error", str(row["error"]))
         image = decode_image(self._image_bytes(row))
         sample = encode_sample(
             self.processor, image, row.get("conversations") or [], self.max_length, self.truncation
@@ -72,30 +73,19 @@ class EncodeInstructions:
         return {"id": str(row["id"]), **sample.__dict__}
 
     def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
-        require_columns(batch.column_names, INPUT_COLUMNS, "train.encode")
         good: list[dict[str, Any]] = []
         errors: list[dict[str, str]] = []
-        for row in batch.to_pylist():
-            try:
-                good.append(self.encode_row(row))
-            except SampleError as exc:
-                errors.append({"id": str(row.get("id")), "error": str(exc)})
-            except Exception as exc:  # an unforeseen bad row must not kill a multi-hour run
-                errors.append(
-                    {"id": str(row.get("id")), "error": f"encode_failed: {type(exc).__name__}: {exc}"}
-                )
+        for row in batch.select(self.read_columns(batch.column_names)).to_pylist():
+            result = self.guarded(self.encode_row, row)
+            if isinstance(result, str):
+                errors.append({"id": str(row.get("id")), "error": result})
+            else:
+                good.append(result)
         if errors:
-            self._write_errors(errors)
+            # Named by content, so a re-read in the next epoch or a retried task overwrites, not duplicates.
+            digest = hashlib.sha1("\n".join(e["id"] for e in errors).encode()).hexdigest()[:16]
+            self.errors.write(pa.Table.from_pylist(errors, schema=ERROR_SCHEMA), f"errors-{digest}")
         return _columns(good)
-
-    def _write_errors(self, errors: list[dict[str, str]]) -> None:
-        # Named by content, so a re-read in the next epoch or a retried task overwrites, not duplicates.
-        digest = hashlib.sha1("\n".join(e["id"] for e in errors).encode()).hexdigest()[:16]
-        table = pa.Table.from_pylist(errors, schema=ERROR_SCHEMA)
-        self.errors_fs.create_dir(self.errors_dir, recursive=True)
-        pq.write_table(
-            table, posixpath.join(self.errors_dir, f"errors-{digest}.parquet"), filesystem=self.errors_fs
-        )
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -141,20 +131,25 @@ def build_train_dataset(cfg, processor):
         # whose CPUs the training workers hold (e.g. after losing a node), and the run would stall.
         ds = ray.data.read_parquet(**read_args, shuffle=shuffle, num_cpus=cfg.data.preprocess_cpus)
     ds = first_rows(ds, cfg.data.limit)
-    return ds.map_batches(
+    return map_stage(
+        ds,
         EncodeInstructions,
-        fn_constructor_kwargs={
+        kwargs={
             "processor": processor,
             "max_length": cfg.max_length,
             "truncation": cfg.data.truncation,
-            "errors": io.filesystem(cfg.errors_dir, cfg.storage),
-            "image_root": io.filesystem(cfg.data.image_root, cfg.storage) if cfg.data.image_root else None,
+            "errors": error_sink(cfg),
+            "image_root": io.Folder(cfg.data.image_root, cfg.storage) if cfg.data.image_root else None,
         },
+        workers=cfg.data.preprocess_concurrency,
         batch_size=cfg.data.preprocess_batch_size,
-        batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=cfg.data.preprocess_concurrency),
         num_cpus=cfg.data.preprocess_cpus,
     )
+
+
+def error_sink(cfg) -> ErrorSink:
+    """``<run>/errors/``: where the encoder's error rows go (``cfg.errors_dir``)."""
+    return ErrorSink(io.Folder(cfg.run_dir, cfg.storage))
 
 
 def count_rows(cfg) -> int:
@@ -167,17 +162,10 @@ def count_rows(cfg) -> int:
     return min(n, cfg.data.limit) if cfg.data.limit is not None else n
 
 
-def skipped_by_reason(errors_dir: str, storage: io.StorageOptions | None = None) -> dict[str, int]:
-    """Rows skipped during training, counted by reason (each row id once)."""
-    files = list_error_files(errors_dir, storage)
-    seen: dict[str, str] = {}
-    for path in files:
-        for row in io.read_parquet(path, storage).to_pylist():
-            seen[row["id"]] = row["error"]
-    return dict(sorted(Counter(error_reason(e) or "unknown" for e in seen.values()).items()))
-
-
-def list_error_files(errors_dir: str, storage: io.StorageOptions | None = None) -> list[str]:
-    if not io.exists(errors_dir, storage):
-        return []
-    return io.list_files(errors_dir, "*.parquet", storage)
+def skipped_by_reason(errors: ErrorSink | str, storage: io.StorageOptions | None = None) -> dict[str, int]:
+    """Rows skipped during training, counted by reason (each row id once); ``errors`` is the sink
+    or the ``<run>/errors`` folder."""
+    if isinstance(errors, str):
+        folder = io.Folder(errors, storage)
+        errors = ErrorSink(folder, name="")
+    return errors.counts(unique_by="id")

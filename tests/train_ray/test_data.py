@@ -3,6 +3,8 @@ import pyarrow as pa
 import pytest
 
 from pulse import io
+from pulse.data_ray.stage import Stage
+from pulse.error_sink import ErrorSink
 from pulse.models.tiny_llava import LlavaBuildConfig, build_processor
 from pulse.schema import INSTRUCTION_SCHEMA
 from pulse.train_ray.collate import IGNORE_INDEX
@@ -18,15 +20,18 @@ def processor():
 
 def test_bad_rows_are_skipped_counted_and_sunk(processor, tmp_path):
     errors_dir = str(tmp_path / "errors")
-    stage = EncodeInstructions(processor, 512, "truncate", io.filesystem(errors_dir))
+    sink = ErrorSink(io.Folder(tmp_path))
+    stage = EncodeInstructions(processor, 512, "truncate", sink)
+    assert isinstance(stage, Stage) and stage.output_columns[0] == "id"
     table = pa.Table.from_pylist(training_rows(), schema=INSTRUCTION_SCHEMA)
     out = stage(table)
     assert len(out["id"]) == N_GOOD and not set(out["id"]) & set(BAD_IDS)
-    assert skipped_by_reason(errors_dir) == {"corrupt_image": 1, "missing_image_token": 1}
+    assert skipped_by_reason(sink) == {"corrupt_image": 1, "missing_image_token": 1}
+    assert set(io.read_parquet(errors_dir).column_names) == {"id", "error"}
     # A second pass (next epoch, retried task) overwrites the same sink file instead of double counting.
     stage(table)
     assert len(io.list_files(errors_dir, "*.parquet")) == 1
-    assert skipped_by_reason(errors_dir) == {"corrupt_image": 1, "missing_image_token": 1}
+    assert skipped_by_reason(sink) == {"corrupt_image": 1, "missing_image_token": 1}
     batch = PadCollate(processor.tokenizer.pad_token_id)({k: v[:4] for k, v in out.items()})
     assert batch["input_ids"].shape[0] == 4 and (batch["labels"] != IGNORE_INDEX).any(dim=1).all()
 
@@ -37,17 +42,17 @@ def test_image_paths_and_upstream_errors(processor, tmp_path):
     rows[0] = dict(rows[0], image=None, image_path="a.png")
     rows[1] = dict(rows[1], image=None, image_path="missing.png")
     rows[2] = dict(rows[2], error="render_failed: bad lead")
-    errors_dir = str(tmp_path / "errors")
-    stage = EncodeInstructions(
-        processor, 512, "truncate", io.filesystem(errors_dir), io.filesystem(str(tmp_path / "images"))
-    )
+    sink = ErrorSink(io.Folder(tmp_path))
+    stage = EncodeInstructions(processor, 512, "truncate", sink, io.Folder(tmp_path / "images"))
     out = stage(pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA))
     assert list(out["id"]) == [rows[0]["id"]]
-    assert skipped_by_reason(errors_dir) == {"missing_image": 1, "upstream_error": 1}
+    assert skipped_by_reason(sink) == {"missing_image": 1, "upstream_error": 1}
+    errors = dict(zip(*io.read_parquet(sink.uri).to_pydict().values(), strict=True))
+    assert errors[rows[2]["id"]] == "upstream_error: render_failed: bad lead"
 
 
 def test_all_bad_batch_gives_empty_columns(processor, tmp_path):
     rows = [r for r in training_rows() if r["id"] in BAD_IDS]
-    stage = EncodeInstructions(processor, 512, "truncate", io.filesystem(str(tmp_path / "e")))
+    stage = EncodeInstructions(processor, 512, "truncate", ErrorSink(io.Folder(tmp_path / "e")))
     out = stage(pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA))
     assert all(len(v) == 0 for v in out.values()) and isinstance(out["input_ids"], np.ndarray)

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pulse import io
+from pulse.data_ray.conversation import check_conversation as check_turns
+from pulse.data_ray.stage import StageError
 
-IMAGE_TOKEN = "<image>"
 CHUNK_CHARS = 1 << 20
 MAX_ROW_CHARS = 64 << 20
 """A row still incomplete after this many characters is declared malformed (bounds memory)."""
@@ -41,12 +42,8 @@ _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\r\n"
 
 
-class RowError(ValueError):
+class RowError(StageError):
     """A record that cannot become an instruction row; ``reason`` is what summaries count by."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
 
 @dataclass
@@ -199,25 +196,9 @@ def _turns(conversations: Any) -> list[dict[str, str]]:
 
 
 def check_conversation(turns: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Validated turns, with the first turn's ``<image>`` moved to its start (LLaVA puts it either end)."""
-    for i, turn in enumerate(turns):
-        expected = "human" if i % 2 == 0 else "gpt"
-        if turn["from"] != expected:
-            raise RowError("bad_conversation", f"turn {i} is from {turn['from']!r}, expected {expected!r}")
-    if len(turns) % 2:
-        raise RowError("bad_conversation", f"{len(turns)} turns: the last human turn has no gpt answer")
-    first = turns[0]["value"]
-    if IMAGE_TOKEN not in first:
-        raise RowError("missing_image_token", "first human turn has no <image>")
-    if first.count(IMAGE_TOKEN) > 1 or any(IMAGE_TOKEN in t["value"] for t in turns[1:]):
-        raise RowError("extra_image_token", "more than one <image> in the conversation")
-    for i, turn in enumerate(turns[1::2]):
-        if not turn["value"].strip():
-            raise RowError("empty_answer", f"gpt turn {2 * i + 1} is empty")
-    if not first.startswith(IMAGE_TOKEN):
-        text = first.replace(IMAGE_TOKEN, "").strip()
-        turns = [{"from": "human", "value": f"{IMAGE_TOKEN}\n{text}"}, *turns[1:]]
-    return turns
+    """Validated turns, with the first turn's ``<image>`` moved to its start (the one check,
+    ``pulse.data_ray.conversation``); raises :class:`RowError`."""
+    return check_turns(turns, RowError)
 
 
 def validate_record(value: Any, index: int, default_source: str | None) -> dict[str, Any]:
