@@ -20,7 +20,16 @@ import pyarrow as pa
 
 from pulse import io
 from pulse.config import PACKAGE_ROOT
-from pulse.data_ray.instruct.rows import ROW_SCHEMA, conversation, instruction_row, shard_of, stable_hash
+from pulse.data_ray.instruct.rows import (
+    ROW_COLUMNS,
+    ROW_SCHEMA,
+    conversation,
+    instruction_row,
+    shard_of,
+    stable_hash,
+)
+from pulse.data_ray.readers.ecgqa import ECGQA_SCHEMA
+from pulse.data_ray.stage import Stage, map_stage
 
 OPTIONS_CSV = str(PACKAGE_ROOT / "assets" / "realdata" / "ecgqa" / "ptbxl" / "answers_for_each_template.csv")
 CLOSING = "Only answer based on the given Options without any explanation."
@@ -98,7 +107,26 @@ def ecgqa_row(
     )
 
 
-def ecgqa_batch(batch: pa.Table, num_shards: int, seed: int = 0) -> pa.Table:
-    """``map_batches`` form of :func:`ecgqa_row`, typed as :data:`ROW_SCHEMA`."""
-    rows = [ecgqa_row(qa, num_shards, seed) for qa in batch.to_pylist()]
-    return pa.Table.from_pylist(rows, schema=ROW_SCHEMA)
+class EcgqaStage(Stage):
+    """ECG-QA rows (``ECGQA_SCHEMA``) in, instruction rows out (:func:`ecgqa_row`; tasks)."""
+
+    name = "instruct.ecgqa"
+    input_columns = ("question", "answer", "record_ids")
+    optional_columns = tuple(ECGQA_SCHEMA.names)
+    output_columns = ROW_COLUMNS
+
+    def __init__(self, num_shards: int, seed: int = 0):
+        self.num_shards, self.seed = num_shards, seed
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch.select(self.read_columns(batch.column_names)).to_pylist()
+        return pa.Table.from_pylist(
+            [ecgqa_row(qa, self.num_shards, self.seed) for qa in rows], schema=ROW_SCHEMA
+        )
+
+
+def ecgqa_rows(qa, num_shards: int, seed: int = 0):
+    """``qa`` -> instruction rows (:class:`EcgqaStage` through ``map_stage``)."""
+    return map_stage(
+        qa, EcgqaStage, kwargs={"num_shards": num_shards, "seed": seed}, tasks=True, workers=None
+    )

@@ -21,9 +21,9 @@ from pulse.config import write_run_info
 from pulse.data_ray.instruct import join
 from pulse.data_ray.instruct.balance import balance_row, cell_counts, keep_probabilities
 from pulse.data_ray.instruct.config import BuildConfig
-from pulse.data_ray.instruct.ecgqa import ecgqa_batch
+from pulse.data_ray.instruct.ecgqa import ecgqa_rows
 from pulse.data_ray.instruct.faithfulness import check_row
-from pulse.data_ray.instruct.plan import plan_batch
+from pulse.data_ray.instruct.plan import plan_records
 from pulse.data_ray.instruct.rows import map_rows, shard_of
 from pulse.data_ray.instruct.stats import merge_markers, write_stats
 from pulse.data_ray.instruct.validate import validate_row
@@ -57,12 +57,10 @@ def plan_rows(cfg: BuildConfig, done: set[int]):
         from pulse.data_ray.instruct.translate import translate
 
         records = translate(records, cfg.translate)
-    plan = records.map_batches(
-        plan_batch, batch_format="pyarrow", fn_kwargs={"cfg_json": cfg.model_dump_json()}
-    )
+    plan = plan_records(records, cfg)
     qa = join.read_ecgqa(cfg.records_dir, cfg.storage) if cfg.include_ecgqa else None
     if qa is not None:
-        qa_rows = qa.map_batches(ecgqa_batch, batch_format="pyarrow", fn_args=(shards, cfg.seed))
+        qa_rows = ecgqa_rows(qa, shards, cfg.seed)
         plan = plan.union(qa_rows.filter(join.not_in_shards(done, shards)))
     plan = plan.materialize()
     probabilities = keep_probabilities(plan_counts(cfg, plan, resuming=bool(done)), cfg.balance.max_per_cell)

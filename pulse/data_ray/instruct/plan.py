@@ -10,15 +10,22 @@ converted separately (:mod:`ecgqa`).
 from __future__ import annotations
 
 import random
-from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
 
 from pulse.data_ray.instruct.config import BuildConfig
 from pulse.data_ray.instruct.prompts import load_prompt_file
-from pulse.data_ray.instruct.rows import ROW_SCHEMA, conversation, instruction_row, with_error
+from pulse.data_ray.instruct.rows import (
+    RECORD_COLUMNS,
+    ROW_COLUMNS,
+    ROW_SCHEMA,
+    conversation,
+    instruction_row,
+    with_error,
+)
 from pulse.data_ray.instruct.templates import TemplateBook, template_rows
+from pulse.data_ray.stage import Stage, map_stage
 
 ENGLISH = "en"
 
@@ -32,7 +39,7 @@ def english_report(record: dict[str, Any]) -> str | None:
 
 
 class Planner:
-    """``flat_map`` callable: a record row -> its planned instruction rows."""
+    """A record row (without an error) -> its planned instruction rows."""
 
     def __init__(self, cfg: BuildConfig):
         self.cfg = cfg
@@ -42,9 +49,6 @@ class Planner:
 
     def __call__(self, record: dict[str, Any]) -> list[dict[str, Any]]:
         generators = self.routes.get(record.get("dataset") or "", [])
-        if record.get("error"):
-            row = instruction_row(record, "record", task="record", qtype="none", generator="ingest")
-            return [with_error(row, "upstream_error", record["error"])]
         rows: list[dict[str, Any]] = []
         if "templates" in generators:
             rows += template_rows(
@@ -110,14 +114,31 @@ class Planner:
         return rows
 
 
-@lru_cache(maxsize=4)
-def _planner(cfg_json: str) -> Planner:
-    return Planner(BuildConfig.model_validate_json(cfg_json))
+class PlanStage(Stage):
+    """Records in, planned instruction rows out (a cheap setup, a few YAML reads: run as tasks)."""
+
+    name = "instruct.plan"
+    input_columns = ("record_id",)
+    optional_columns = (*RECORD_COLUMNS, "shard", "report_en")
+    output_columns = ROW_COLUMNS
+
+    def __init__(self, cfg: BuildConfig | dict[str, Any]):
+        self.planner = Planner(cfg if isinstance(cfg, BuildConfig) else BuildConfig.model_validate(cfg))
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        out: list[dict[str, Any]] = []
+        for record in batch.select(self.read_columns(batch.column_names)).to_pylist():
+            rows = self.guarded(self.planner, record)
+            if isinstance(rows, str):  # an upstream error row, or the planner raised: one error row
+                generator = "ingest" if record.get("error") else "plan"
+                row = instruction_row(record, "record", task="record", qtype="none", generator=generator)
+                rows = [{**row, "error": rows}]
+            out.extend(rows)
+        return pa.Table.from_pylist(out, schema=ROW_SCHEMA)
 
 
-def plan_batch(batch: pa.Table, cfg_json: str) -> pa.Table:
-    """``map_batches`` form of :class:`Planner` (tasks, not actors: the setup is a few YAML reads,
-    cached per worker process)."""
-    planner = _planner(cfg_json)
-    out = [row for record in batch.to_pylist() for row in planner(record)]
-    return pa.Table.from_pylist(out, schema=ROW_SCHEMA)
+def plan_records(records, cfg: BuildConfig):
+    """``records`` -> their planned rows (:class:`PlanStage` through ``map_stage``)."""
+    return map_stage(
+        records, PlanStage, kwargs={"cfg": cfg.model_dump(mode="json")}, tasks=True, workers=None
+    )

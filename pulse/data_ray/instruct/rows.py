@@ -9,10 +9,12 @@ made from) and ``request`` (what a pending LLM row should become).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 
+from pulse.data_ray.stage import Stage, map_stage
 from pulse.schema import TURN_TYPE
 
 IMAGE_TOKEN = "<image>\n"
@@ -146,10 +148,31 @@ def gpt_texts(row: dict[str, Any]) -> list[str]:
     return [t["value"] for t in row["conversations"] if t["from"] == "gpt"]
 
 
-def _apply_rows(batch: pa.Table, fn, *args: Any) -> pa.Table:
-    return pa.Table.from_pylist([fn(row, *args) for row in batch.to_pylist()], schema=ROW_SCHEMA)
+class RowStage(Stage):
+    """Instruction rows in and out through one per-row function (balance, validate, faithfulness).
+
+    Rows that already carry an error pass the function unchanged or keep their first error (the
+    functions' own rule, :func:`with_error`); a function that raises marks just that row.
+    """
+
+    name = "instruct.rows"
+    input_columns = ROW_COLUMNS
+    output_columns = ROW_COLUMNS
+
+    def __init__(self, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...] = ()):
+        self.fn, self.args = fn, args
+
+    def apply(self, row: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.fn(row, *self.args)
+        except Exception as exc:  # a bug or exotic input must cost one row, not the build
+            return with_error(row, self.crash_reason, f"{type(exc).__name__}: {exc}")
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch.select(self.read_columns(batch.column_names)).to_pylist()
+        return pa.Table.from_pylist([self.apply(row) for row in rows], schema=ROW_SCHEMA)
 
 
 def map_rows(ds, fn, *args: Any):
-    """``ds.map(fn)`` for instruction rows, with blocks typed as :data:`ROW_SCHEMA` (no null-typed columns)."""
-    return ds.map_batches(_apply_rows, batch_format="pyarrow", fn_args=(fn, *args))
+    """``fn(row, *args)`` over instruction rows (:class:`RowStage` as tasks), typed as :data:`ROW_SCHEMA`."""
+    return map_stage(ds, RowStage, kwargs={"fn": fn, "args": args}, tasks=True, workers=None)

@@ -6,7 +6,7 @@ its image together: it removes near duplicates, attaches the image and writes
 
 - ``parquet/split=<split>/shard-NNNNN.parquet`` (:data:`pulse.schema.INSTRUCTION_SCHEMA`),
 - ``llava/images/<record_id>.<fmt>`` and ``llava/_parts/<split>/shard-NNNNN.json``,
-- ``errors/shard-NNNNN.parquet`` (every dropped row, with its reason),
+- ``errors/shard-NNNNN.parquet`` (every dropped row, with its reason; the one ``ErrorSink``),
 - ``_progress/shard-NNNNN.json`` last: its counts, and the marker a rerun uses to skip the shard.
 
 :func:`finalize_llava` joins the parts into ``llava/<split>.json`` once every shard is written.
@@ -24,8 +24,9 @@ from pulse import io
 from pulse.config import ConfigError
 from pulse.data_ray.instruct.dedupe import drop_near_duplicates
 from pulse.data_ray.instruct.rows import shard_of, with_error
+from pulse.error_sink import ErrorSink
 from pulse.progress import report
-from pulse.schema import INSTRUCTION_SCHEMA, error_reason
+from pulse.schema import INSTRUCTION_SCHEMA
 
 HIST_BINS = 20  # judge-score histogram over [0, 5] in steps of 0.25
 
@@ -97,6 +98,7 @@ class ShardWriter:
         progress: Any = None,
     ):
         self.output = output
+        self.errors = ErrorSink(output)
         self.num_shards = num_shards
         self.llava = llava
         self.dedupe = dedupe
@@ -152,18 +154,17 @@ class ShardWriter:
             if self.llava:
                 part = json.dumps(llava_rows, ensure_ascii=False)
                 self.output.write_text(part, "llava", "_parts", split, f"{name}.json")
-        if dropped:
-            table = pa.Table.from_pylist(
-                [{**_public(r), "image": None} for r in dropped], schema=INSTRUCTION_SCHEMA
-            )
-            self.output.write_parquet(table, "errors", f"{name}.parquet")
+        table = pa.Table.from_pylist(
+            [{**_public(r), "image": None} for r in dropped], schema=INSTRUCTION_SCHEMA
+        )
+        errors = self.errors.write(table, name)
         marker = {
             "shard": shard,
             "num_shards": self.num_shards,
             "rows_ok": len(kept),
             "splits": dict(Counter(r["split"] for r in kept)),
             "cells": dict(Counter(f"{r['source']}/{r['task']}/{r['qtype']}" for r in kept)),
-            "errors": dict(Counter(error_reason(r["error"]) for r in dropped)),
+            "errors": errors,
             "judge_kept": histogram([r["judge_score"] for r in kept if r.get("judge_score") is not None]),
             "judge_dropped": histogram(
                 [r["judge_score"] for r in dropped if r.get("judge_score") is not None]
