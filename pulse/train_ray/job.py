@@ -27,7 +27,7 @@ from pulse.config import write_run_info
 from pulse.runtime import init_ray
 from pulse.summary import StageSummary
 from pulse.train_ray.config import TrainConfig
-from pulse.train_ray.data import build_train_dataset, count_rows, skipped_by_reason
+from pulse.train_ray.data import build_train_dataset, count_rows, error_sink, skipped_by_reason
 from pulse.train_ray.export import export_checkpoint
 from pulse.train_ray.loop import STATE_FILE, train_loop_per_worker
 from pulse.train_ray.model import load_processor
@@ -44,12 +44,14 @@ NOT_IN_FINGERPRINT = (
 
 
 @dataclass
-class TrainResult:
-    """What a training run produced."""
+class TrainResult(StageSummary):
+    """What a training run produced: the job's ``StageSummary`` (rows trained, rows skipped by
+    reason, outputs, the printed extras) plus the export, the checkpoint and the metrics."""
 
-    export_dir: str
-    checkpoint_path: str | None
-    metrics: dict[str, Any]
+    stage: str = "train"
+    export_dir: str = ""
+    checkpoint_path: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     history: list[list[float]] = field(default_factory=list)
     """Per optimizer step: [step, loss, samples/s, tokens/s], across restarts."""
@@ -116,7 +118,7 @@ def _summarise(history: list[list[float]]) -> dict[str, float]:
 
 
 def run(cfg: TrainConfig) -> TrainResult:
-    """Train, checkpoint, export; prints a summary and returns a ``TrainResult``."""
+    """Train, checkpoint, export; prints and returns its ``TrainResult`` (a ``StageSummary``)."""
     started = time.time()
     if not io.is_remote(cfg.storage_path):  # workers run in their own working directories
         cfg = cfg.model_copy(update={"storage_path": str(Path(cfg.storage_path).absolute())})
@@ -133,8 +135,9 @@ def run(cfg: TrainConfig) -> TrainResult:
     )
     if state.status == "done" and state.done.get("budget") == budget:
         print(resume.nothing_to_do("train", cfg.run_dir), flush=True)
-        print("\n".join(state.done["summary_lines"]), flush=True)
-        return TrainResult(**state.done["result"])
+        result = TrainResult(**state.done["result"])
+        result.print()
+        return result
     if cfg.overwrite and cfg.export_dir:
         io.delete(cfg.export_dir, cfg.storage)
     resume.clear_done(cfg.run_dir, cfg.storage)
@@ -155,12 +158,11 @@ def run(cfg: TrainConfig) -> TrainResult:
         metrics["export_probe_match"] = exported.probe_match
     metrics.update(_summarise(history))
     write_run_info(cfg, cfg.run_dir, "train", cfg.storage)
-    skipped = skipped_by_reason(cfg.errors_dir, cfg.storage)
+    skipped = skipped_by_reason(error_sink(cfg))
     checkpoint_path = None
     if checkpoint is not None:
         checkpoint_path = f"s3://{checkpoint.path}" if io.is_remote(cfg.storage_path) else checkpoint.path
-    summary = StageSummary(
-        "train",
+    outcome = TrainResult(
         rows_ok=int(metrics.get("steps", 0)) * cfg.global_batch_size,
         rows_error=sum(skipped.values()),
         errors_by_reason=skipped,
@@ -174,10 +176,14 @@ def run(cfg: TrainConfig) -> TrainResult:
             "resumed_from_step": metrics.get("resumed_from_step", -1),
             "export_probe_match": metrics.get("export_probe_match"),
         },
+        export_dir=export_dir,
+        checkpoint_path=checkpoint_path,
+        metrics=metrics,
+        skipped_by_reason=skipped,
+        history=history,
     )
-    summary.print()
-    outcome = TrainResult(export_dir, checkpoint_path, metrics, skipped, history)
-    record = {"budget": budget, "result": dataclasses.asdict(outcome), "summary_lines": summary.lines()}
+    outcome.print()
+    record = {"budget": budget, "result": dataclasses.asdict(outcome)}
     resume.mark_done(cfg.run_dir, record, cfg.storage)
     return outcome
 

@@ -56,3 +56,18 @@ def test_all_bad_batch_gives_empty_columns(processor, tmp_path):
     stage = EncodeInstructions(processor, 512, "truncate", ErrorSink(io.Folder(tmp_path / "e")))
     out = stage(pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA))
     assert all(len(v) == 0 for v in out.values()) and isinstance(out["input_ids"], np.ndarray)
+
+
+def test_train_result_is_the_one_stage_summary_and_reads_old_done_records(capsys):
+    import dataclasses
+
+    from pulse.summary import StageSummary
+    from pulse.train_ray.job import TrainResult
+
+    result = TrainResult(rows_ok=8, rows_error=1, errors_by_reason={"too_long": 1}, export_dir="/x/export")
+    assert isinstance(result, StageSummary) and result.stage == "train"
+    assert TrainResult(**dataclasses.asdict(result)) == result
+    result.print()
+    assert capsys.readouterr().out.startswith("[train] ok=8 errors=1")
+    old = {"export_dir": "/e", "checkpoint_path": None, "metrics": {"steps": 2}, "history": []}
+    assert TrainResult(**old).metrics == {"steps": 2}  # a done.json written before the change
