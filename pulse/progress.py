@@ -14,14 +14,28 @@ import time
 from typing import Any
 
 
-def format_line(job: str, done: int, total: int | None, unit: str, seconds: float) -> str:
-    """One progress line: count (of total), rate and, with a total, the time left."""
-    rate = done / seconds if seconds > 0 else 0.0
+def format_line(
+    job: str,
+    done: int,
+    total: int | None,
+    unit: str,
+    seconds: float,
+    since: tuple[int, float] | None = None,
+    note: str = "",
+) -> str:
+    """One progress line: count (of total), rate and, with a total, the time left.
+
+    ``since`` = (count, seconds ago) where this run started counting (a resumed run's first step),
+    so the rate and the time left describe this run's own work; ``note`` is the job's latest news.
+    """
+    counted, counting_s = since or (0, seconds)
+    rate = (done - counted) / counting_s if counting_s > 0 else 0.0
     count = f"{done}/{total}" if total is not None else f"{done}"
     line = f"[{job}] {count} {unit} ({rate:.1f}/s"
     if total is not None and rate > 0 and done < total:
         line += f", ETA {format_seconds((total - done) / rate)}"
-    return line + f", {format_seconds(seconds)} elapsed)"
+    line += f", {format_seconds(seconds)} elapsed)"
+    return f"{line} {note}" if note else line
 
 
 def format_seconds(seconds: float) -> str:
@@ -35,10 +49,16 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def report(counter: Any, n: int) -> None:
+def report(counter: Any, n: int, note: str = "") -> None:
     """Called inside a Ray task/actor: add ``n`` finished items (no-op without a counter)."""
-    if counter is not None and n:
-        counter.add.remote(int(n))
+    if counter is not None and (n or note):
+        counter.add.remote(int(n), note)
+
+
+def restart_at(counter: Any, done: int) -> None:
+    """Called by a job that resumes: the count is ``done`` again, and this run's rate starts there."""
+    if counter is not None:
+        counter.restart_at.remote(int(done))
 
 
 class Progress:
@@ -79,7 +99,11 @@ class Progress:
         self._ray.kill(self.counter)
 
     def done(self) -> int:
-        return int(self._ray.get(self.counter.value.remote(), timeout=30))
+        return self._snapshot()[0]
+
+    def _snapshot(self) -> tuple[int, int, float, str]:
+        """(count, where this run started counting, when it did, latest note)."""
+        return tuple(self._ray.get(self.counter.snapshot.remote(), timeout=30))
 
     def _safe_done(self) -> int | None:
         try:
@@ -88,15 +112,15 @@ class Progress:
             return None
 
     def _print(self, force: bool = False) -> None:
-        done = self._safe_done()
-        if done is None:
+        try:
+            done, since, since_time, note = self._snapshot()
+        except Exception:  # the counter is best effort; the job's result never depends on it
             return
         if force or done != self._printed:
-            print(
-                format_line(self.job, done, self.total, self.unit, time.time() - self._started),
-                file=self.stream,
-                flush=True,
-            )
+            now = time.time()
+            counting = (since, now - since_time) if since_time else None
+            line = format_line(self.job, done, self.total, self.unit, now - self._started, counting, note)
+            print(line, file=self.stream, flush=True)
             self._printed = done
 
     def _loop(self) -> None:
@@ -107,9 +131,17 @@ class Progress:
 class _Counter:
     def __init__(self):
         self.count = 0
+        self.since = 0
+        self.since_time = 0.0
+        self.note = ""
 
-    def add(self, n: int) -> None:
+    def add(self, n: int, note: str = "") -> None:
         self.count += n
+        self.note = note or self.note
 
-    def value(self) -> int:
-        return self.count
+    def restart_at(self, done: int) -> None:
+        self.count = self.since = done
+        self.since_time = time.time()
+
+    def snapshot(self) -> tuple[int, int, float, str]:
+        return self.count, self.since, self.since_time, self.note

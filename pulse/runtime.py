@@ -53,6 +53,35 @@ def quiet_ray_data() -> None:
             handler.setLevel(level)
 
 
+RAYLET_NOTICES = ("worker processes have been started on node",)
+"""Raylet notices that are about Ray's worker pool, not about the job (they stay in raylet.out)."""
+
+
+def quiet_raylet_notices() -> None:
+    """Drop the raylet's worker-pool notices from the driver's terminal unless ``--verbose``.
+
+    The raylet pushes them through the driver's error channel, which prints them with
+    ``ray._private.worker.print_to_stdstream`` whatever ``log_to_driver`` says. Every other raylet
+    message (out-of-memory kills, worker crashes) still reaches the terminal.
+    """
+    from ray._private import worker
+
+    printer = worker.print_to_stdstream
+    if getattr(printer, "pulse_quiet", False) or is_verbose():
+        return
+
+    def print_unless_notice(data, ignore_prefix: bool):
+        if data.get("pid") == "raylet":
+            lines = [line for line in data.get("lines", []) if not any(n in line for n in RAYLET_NOTICES)]
+            if not lines:
+                return
+            data = {**data, "lines": lines}
+        printer(data, ignore_prefix=ignore_prefix)
+
+    print_unless_notice.pulse_quiet = True
+    worker.print_to_stdstream = print_unless_notice
+
+
 def init_ray(options: RayOptions | None = None):
     """Start or join Ray once per process; returns the ``ray`` module."""
     import ray
@@ -62,6 +91,7 @@ def init_ray(options: RayOptions | None = None):
     log_to_driver = options.log_to_driver or verbose
     logging_level = "INFO" if verbose else "ERROR"
     quiet_ray_data()
+    quiet_raylet_notices()
     if ray.is_initialized():
         return ray
     address = options.address or os.environ.get("RAY_ADDRESS")

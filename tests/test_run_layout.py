@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pulse import io
@@ -72,5 +74,6 @@ def test_the_readme_chain_runs_on_the_bundled_records(tmp_path, ray_session, cap
     out = capsys.readouterr().out
     for stage in ("[ingest] ok=", "[render] ok=", "[build] ok=", "[train] ok="):
         assert stage in out, out[-3000:]
+    assert re.search(r"^\[train\] 2/2 steps \(.*elapsed\) loss \d+\.\d{4}$", out, re.M), out[-3000:]
     assert io.list_files(run / "instruct" / "parquet" / "split=train", "*.parquet")
     assert io.list_files(run / "train" / "tiny-cpu" / "export", "*.safetensors")

@@ -40,3 +40,25 @@ def test_ray_is_quiet_by_default_and_verbose_brings_it_back():
     loud = run_script(verbose=True)
     assert "worker says hello" in loud.stdout
     assert "Started a local Ray instance" in loud.stderr and "Dataset" in loud.stderr
+
+
+def test_raylet_worker_pool_notices_are_dropped_and_other_raylet_messages_kept(monkeypatch, capsys):
+    """The raylet's error channel, fed the way Ray's listener thread feeds it (no Ray needed)."""
+    from ray._private import worker
+
+    from pulse.runtime import quiet_raylet_notices
+
+    monkeypatch.delenv("PULSE_VERBOSE", raising=False)
+    monkeypatch.setattr(worker, "print_to_stdstream", worker.print_to_stdstream)  # restored afterwards
+    quiet_raylet_notices()
+    quiet_raylet_notices()  # idempotent: one filter, not two
+    notice = (
+        "WARNING: 12 PYTHON worker processes have been started on node: abc with address: 10.0.0.1, "
+        "which is 3x the maximum expected startup concurrency (4)."
+    )
+    oom = "Task was killed due to the node running low on memory."
+    worker.print_to_stdstream({"lines": [notice], "pid": "raylet", "is_err": False}, ignore_prefix=False)
+    assert capsys.readouterr().out == ""
+    worker.print_to_stdstream({"lines": [notice, oom], "pid": "raylet", "is_err": False}, ignore_prefix=False)
+    shown = capsys.readouterr().out
+    assert oom in shown and "worker processes" not in shown

@@ -24,6 +24,7 @@ import pyarrow.fs as pafs
 
 from pulse import io, resume
 from pulse.config import write_run_info
+from pulse.progress import Progress
 from pulse.runtime import init_ray
 from pulse.summary import StageSummary
 from pulse.train_ray.config import TrainConfig
@@ -71,7 +72,7 @@ def planned_steps(cfg: TrainConfig, rows: int) -> int:
     return per_epoch * cfg.epochs
 
 
-def _trainer(cfg: TrainConfig, processor, total_steps: int):
+def _trainer(cfg: TrainConfig, processor, total_steps: int, progress=None):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -85,6 +86,7 @@ def _trainer(cfg: TrainConfig, processor, total_steps: int):
             "config": cfg.model_dump(mode="json"),
             "processor": processor,
             "total_steps": total_steps,
+            "progress": progress,
         },
         scaling_config=ScalingConfig(
             num_workers=cfg.num_workers,
@@ -141,10 +143,11 @@ def run(cfg: TrainConfig) -> TrainResult:
     if cfg.overwrite and cfg.export_dir:
         io.delete(cfg.export_dir, cfg.storage)
     resume.clear_done(cfg.run_dir, cfg.storage)
-    init_ray(cfg.ray)
+    ray = init_ray(cfg.ray)
     processor = load_processor(cfg.model)
     total_steps = planned_steps(cfg, count_rows(cfg))
-    result = _trainer(cfg, processor, total_steps).fit()
+    with Progress(ray, "train", total=total_steps, unit="steps") as progress:
+        result = _trainer(cfg, processor, total_steps, progress.counter).fit()
     if result.error is not None:
         raise result.error
     checkpoint = result.checkpoint
