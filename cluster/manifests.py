@@ -29,7 +29,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the checkout bes
 
 from pulse.config import load_config
 from pulse.jobs import JOBS, SUBMITTABLE
-from pulse.serve.serve_config import serve_config, uses_vllm
+from pulse.serve.serve_config import serve_config
 
 RAY_VERSION = "2.60.0"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +172,7 @@ def rayservice_manifest(serve_cfg, tag: str) -> dict[str, Any]:
         "name": serve_cfg.auth.api_key_env,
         "valueFrom": {"secretKeyRef": {"name": "pulse-api-key", "key": "key"}},
     }
-    if serve_cfg.auth.api_key_env and not uses_vllm(serve_cfg):
+    if serve_cfg.auth.api_key_env:
         for group in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]:
             group["template"]["spec"]["containers"][0]["env"].append(env)
     return {

@@ -7,7 +7,7 @@ model, so a typo (``max_concurency``) is an error that names the key.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
 
@@ -145,18 +145,22 @@ class VllmEngineConfig(StrictModel):
         return self
 
 
-def _engine_kind(value: Any) -> str:
+def engine_kind(value: Any) -> str:
+    """The ``kind`` of an engine config, of its dict or of its shorthand string (default ``transformers``)."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, dict):
         return value.get("kind", "transformers")
     return getattr(value, "kind", "transformers")
 
 
-EngineConfig = Annotated[
-    Annotated[TransformersEngineConfig, Tag("transformers")]
-    | Annotated[HttpEngineConfig, Tag("http")]
-    | Annotated[VllmEngineConfig, Tag("vllm")],
-    Discriminator(_engine_kind),
-]
+def engine_union(*configs: type[StrictModel]) -> Any:
+    """The union of these engine config classes, chosen by ``kind`` (e.g. serving's transformers | vllm)."""
+    tagged = tuple(Annotated[c, Tag(c.model_fields["kind"].default)] for c in configs)
+    return Annotated[Union[tagged], Discriminator(engine_kind)]  # noqa: UP007 (a runtime-built union)
+
+
+EngineConfig = engine_union(TransformersEngineConfig, HttpEngineConfig, VllmEngineConfig)
 """One of the three engine configs, chosen by its ``kind`` field (default ``transformers``)."""
 
 _ENGINE_ADAPTER: TypeAdapter = TypeAdapter(EngineConfig)

@@ -1,19 +1,18 @@
 """The OpenAI-compatible ingress (FastAPI on Serve) and ``build_app`` that wires it to the models.
 
-Routes: ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``,
-``GET /health``, ``GET /openapi.json`` and the web page at ``/`` (``/static/*``). The ingress
-checks the API key, the body, the protocol and every limit, decodes images, then calls the
-model's ``ModelServer`` deployment through a handle. Every answer that is not a success is an
+Routes: ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``, ``GET /health``,
+``GET /metrics`` (Prometheus text), ``GET /openapi.json`` and the web page at ``/`` (``/static/*``).
+The ingress checks the API key, the body, the protocol and every limit, decodes images, then calls
+the model's deployment through its ``Backend`` (``pulse.serve.backends``): pulse's ``ModelServer``
+(transformers) or Ray's ``LLMServer`` (vLLM), the same checks for both. Every answer that is not a success is an
 OpenAI error body: 4xx for the client's mistakes, 429 when the queues are full, 503/504 for
 the server's failures. Request logs carry id, model, latency and token counts, never image
 bytes or key material.
 """
 
 import asyncio
-import json
 import logging
 import time
-import weakref
 from importlib import resources
 from typing import Any
 
@@ -24,18 +23,13 @@ from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pulse.serve.auth import KeyChecker
+from pulse.serve.backends import make_backend
 from pulse.serve.config import ServeConfig
-from pulse.serve.errors import error_response, failure_error, result_error
+from pulse.serve.errors import error_response
+from pulse.serve.generation import ChatCalls, _loop_time, _Slot
 from pulse.serve.images import load_images
-from pulse.serve.protocol import (
-    APIError,
-    GenerationRequest,
-    chunk_body,
-    completion_body,
-    models_body,
-    parse_chat_request,
-    parse_json_body,
-)
+from pulse.serve.metrics import CONTENT_TYPE, RequestMetrics
+from pulse.serve.protocol import APIError, models_body, parse_chat_request, parse_json_body
 
 logger = logging.getLogger("ray.serve")
 STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
@@ -45,7 +39,7 @@ HEADROOM_REQUESTS = 16  # ingress slots beyond admission_limit, for /health, /v1
 
 fastapi_app = FastAPI(title="pulse", docs_url=None, redoc_url=None, openapi_url=None)
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-ROUTES = {"/", "/health", "/v1/models", "/openapi.json", "/v1/chat/completions"}  # for 405 vs 404
+ROUTES = {"/", "/health", "/metrics", "/v1/models", "/openapi.json", "/v1/chat/completions"}  # for 405 vs 404
 
 
 @fastapi_app.exception_handler(APIError)
@@ -69,45 +63,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(APIError(500, "Internal server error", "server_error"))
 
 
-def request_log_line(req: GenerationRequest, status: int, seconds: float, usage: dict[str, int]) -> str:
-    """One log line per request: id, model, status, latency, tokens (no prompt text, images or keys)."""
-    return (
-        f"pulse request id={req.request_id} model={req.model} status={status} stream={req.stream} "
-        f"latency_ms={seconds * 1000:.1f} images={len(req.image_urls)} "
-        f"prompt_tokens={usage.get('prompt_tokens', 0)} completion_tokens={usage.get('completion_tokens', 0)}"
-    )
-
-
 def _static_text(name: str) -> str:
     return resources.files("pulse.serve").joinpath("static", name).read_text(encoding="utf-8")
-
-
-def sse(obj: dict | str) -> str:
-    return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n"
-
-
-class _Metrics:
-    """Custom Prometheus metrics, exported by Serve next to its own."""
-
-    def __init__(self) -> None:
-        from ray.serve import metrics
-
-        self.requests = metrics.Counter(
-            "pulse_requests", "Chat completion requests by model and status", tag_keys=("model", "status")
-        )
-        self.tokens = metrics.Counter("pulse_completion_tokens", "Generated tokens", tag_keys=("model",))
-        self.latency = metrics.Histogram(
-            "pulse_request_latency_ms",
-            "End-to-end request latency",
-            boundaries=[10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000],
-            tag_keys=("model",),
-        )
-
-    def record(self, model: str, status: int, seconds: float, completion_tokens: int) -> None:
-        self.requests.inc(tags={"model": model, "status": str(status)})
-        if completion_tokens > 0:  # Ray's Counter.inc refuses 0 (a failed request has no tokens)
-            self.tokens.inc(completion_tokens, tags={"model": model})
-        self.latency.observe(seconds * 1000, tags={"model": model})
 
 
 def admission_limit(cfg: ServeConfig) -> int:
@@ -116,35 +73,18 @@ def admission_limit(cfg: ServeConfig) -> int:
     return per_model * len(cfg.models)
 
 
-def _loop_time(monotonic_deadline: float) -> float:
-    """A ``time.monotonic()`` deadline on the running event loop's clock."""
-    loop = asyncio.get_running_loop()
-    return loop.time() + (monotonic_deadline - time.monotonic())
-
-
-class _Slot:
-    """One admitted chat request; released exactly once (a stream that never starts: on collection)."""
-
-    def __init__(self, owner: "OpenAIIngress"):
-        self.owner, self.held = owner, True
-        owner.inflight += 1
-
-    def release(self) -> None:
-        if self.held:
-            self.held = False
-            self.owner.inflight -= 1
-
-
 @serve.ingress(fastapi_app)
-class OpenAIIngress:
-    """Serve ingress deployment body; ``models`` maps model names to ``ModelServer`` handles."""
+class OpenAIIngress(ChatCalls):
+    """Serve ingress deployment body; ``models`` maps model names to their deployments' handles
+    (``ModelServer`` or ``LLMServer``, by each model's ``engine.kind``)."""
 
     def __init__(self, config: dict[str, Any], models: dict[str, Any], key_digests: list[str]):
         self.cfg = ServeConfig.model_validate(config)
         self.models = models
+        self.backends = {m.name: make_backend(m, models[m.name]) for m in self.cfg.models}
         self.keys = KeyChecker.from_digests(key_digests)
         self.created = int(time.time())
-        self.metrics = _Metrics()
+        self.metrics = RequestMetrics()
         self.inflight = 0
         self.max_inflight = admission_limit(self.cfg)
         self._health: tuple[float, int, dict] = (0.0, 503, {})
@@ -199,6 +139,12 @@ class OpenAIIngress:
         self._authorize(request)
         return JSONResponse(models_body(list(self.models), self.created))
 
+    @fastapi_app.api_route("/metrics", methods=GET)
+    async def metrics_text(self, request: Request) -> Response:
+        """This replica's request counts (Prometheus text); behind the key: it names models and traffic."""
+        self._authorize(request)
+        return Response(self.metrics.render(self.inflight), media_type=CONTENT_TYPE)
+
     @fastapi_app.api_route("/openapi.json", methods=GET)
     async def openapi(self, request: Request) -> JSONResponse:
         self._authorize(request)
@@ -207,11 +153,16 @@ class OpenAIIngress:
     @fastapi_app.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> Response:
         start = time.monotonic()
-        self._authorize(request)
+        try:
+            self._authorize(request)
+        except APIError as err:
+            self.metrics.record("-", err.status, time.monotonic() - start, 0, 0)
+            raise
         if self.inflight >= self.max_inflight:
+            self.metrics.record("-", 429, time.monotonic() - start, 0, 0)
             return self._busy()
         slot = _Slot(self)
-        streaming = False
+        streaming, payload = False, None
         try:
             deadline = start + self.cfg.limits.request_timeout_s
             try:
@@ -219,10 +170,17 @@ class OpenAIIngress:
                 req = parse_chat_request(payload, self.cfg.limits, list(self.models))
                 async with asyncio.timeout_at(_loop_time(deadline)):
                     images = await load_images(req.image_urls, self.cfg.limits, self.cfg.remote_images)
-            except TimeoutError:
-                return error_response(APIError(504, "Request timed out while decoding images", "timeout"))
-            except APIError as err:
+            except (TimeoutError, APIError) as exc:
+                err = (
+                    exc
+                    if isinstance(exc, APIError)
+                    else APIError(504, "Request timed out while decoding images", "timeout")
+                )
                 logger.info("pulse request rejected status=%s code=%s", err.status, err.code)
+                model = payload.get("model") if isinstance(payload, dict) else None
+                self.metrics.record(
+                    model if model in self.backends else "-", err.status, time.monotonic() - start, 0, 0
+                )
                 return error_response(err)
             engine_request = {
                 "messages": req.messages,
@@ -242,110 +200,6 @@ class OpenAIIngress:
         finally:
             if not streaming:  # a stream releases its slot when it ends
                 slot.release()
-
-    def _busy(self) -> JSONResponse:
-        err = APIError(
-            429, "The server is busy: too many requests in flight; retry later", "rate_limit_exceeded"
-        )
-        return error_response(err, self.cfg.retry_after_s)
-
-    def _fail(
-        self, req: GenerationRequest, err: APIError, start: float, result: dict | None = None
-    ) -> JSONResponse:
-        self._finish(req, err.status, start, result or {})
-        if err.status == 429:
-            return self._busy()
-        response = error_response(err, self.cfg.retry_after_s)
-        response.headers["X-Request-Id"] = req.request_id
-        return response
-
-    async def _complete(self, req: GenerationRequest, engine_request: dict, start: float, deadline: float):
-        try:
-            async with asyncio.timeout_at(_loop_time(deadline + 5)):
-                result = await self.models[req.model].complete.remote(engine_request)
-        except Exception as exc:
-            return self._fail(req, failure_error(exc), start)
-        if err := result_error(result, self.cfg.limits.request_timeout_s):
-            return self._fail(req, err, start, result)
-        body = completion_body(
-            req, result["text"], result["finish_reason"], result["prompt_tokens"], result["completion_tokens"]
-        )
-        self._finish(req, 200, start, result)
-        return JSONResponse(body, headers={"X-Request-Id": req.request_id})
-
-    async def _open_stream(
-        self, req: GenerationRequest, engine_request: dict, start: float, slot: _Slot
-    ) -> Response:
-        """Start the stream and wait for its first item, so refusals still get their own status."""
-        stream = self.models[req.model].options(stream=True).stream.remote(engine_request)
-        try:
-            async with asyncio.timeout(self.cfg.limits.request_timeout_s + 5):
-                first = await stream.__anext__()
-        except asyncio.CancelledError:
-            stream.cancel()
-            raise
-        except StopAsyncIteration:
-            return self._fail(req, APIError(503, "The model ended the stream early", "server_error"), start)
-        except Exception as exc:
-            stream.cancel()
-            return self._fail(req, failure_error(exc), start)
-        if "delta" not in first and (err := result_error(first, self.cfg.limits.request_timeout_s)):
-            return self._fail(req, err, start, first)
-        body = self._stream(req, first, stream, start, slot)
-        weakref.finalize(body, slot.release)
-        return StreamingResponse(
-            body,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Request-Id": req.request_id},
-        )
-
-    async def _stream(self, req: GenerationRequest, first: dict, stream: Any, start: float, slot: _Slot):
-        final: dict[str, Any] = {"finish_reason": "error", "prompt_tokens": 0, "completion_tokens": 0}
-        status = 499  # the client went away before the end
-        try:
-            yield sse(chunk_body(req, {"role": "assistant", "content": ""}))
-            item: dict | None = first
-            while item is not None:
-                if "delta" in item:
-                    yield sse(chunk_body(req, {"content": item["delta"]}))
-                else:
-                    final = item
-                try:
-                    item = await stream.__anext__()
-                except StopAsyncIteration:
-                    item = None
-            err = result_error(final, self.cfg.limits.request_timeout_s)
-        except (asyncio.CancelledError, GeneratorExit):
-            stream.cancel()
-            self._finish(req, status, start, final)
-            raise
-        except Exception as exc:
-            err = failure_error(exc)
-        finally:
-            slot.release()
-        try:
-            if err:
-                status = err.status
-                yield sse(err.body())
-            else:
-                status = 200
-                yield sse(chunk_body(req, {}, finish_reason=final["finish_reason"]))
-                if req.include_usage:
-                    usage = {
-                        "prompt_tokens": final["prompt_tokens"],
-                        "completion_tokens": final["completion_tokens"],
-                        "total_tokens": final["prompt_tokens"] + final["completion_tokens"],
-                    }
-                    yield sse({**chunk_body(req, {}), "choices": [], "usage": usage})
-            yield sse("[DONE]")
-        finally:
-            self._finish(req, status, start, final)
-
-    def _finish(self, req: GenerationRequest, status: int, start: float, result: dict) -> None:
-        seconds = time.monotonic() - start
-        usage = {k: int(result.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
-        self.metrics.record(req.model, status, seconds, usage["completion_tokens"])
-        logger.info(request_log_line(req, status, seconds, usage))
 
     @fastapi_app.api_route("/", methods=GET)
     async def index(self) -> Response:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pulse.config import StrictModel
-from pulse.llm.config import TransformersEngineConfig, VllmEngineConfig
+from pulse.llm.config import TransformersEngineConfig, VllmEngineConfig, engine_union
+from pulse.llm.config import engine_kind as _kind
 from pulse.runtime import RayOptions
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
-def _serve_engine_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return value.get("kind", "transformers")
-    return getattr(value, "kind", "transformers")
 
 
 class AutoscalingConfig(StrictModel):
@@ -37,10 +32,7 @@ class AutoscalingConfig(StrictModel):
         return self
 
 
-ServeEngineConfig = Annotated[
-    Annotated[TransformersEngineConfig, Tag("transformers")] | Annotated[VllmEngineConfig, Tag("vllm")],
-    Discriminator(_serve_engine_kind),
-]
+ServeEngineConfig = engine_union(TransformersEngineConfig, VllmEngineConfig)
 """The engine of one served model: the LLM seam's own configs, chosen by ``kind``."""
 
 # Fields of the engine configs that Ray Data jobs use and Serve sets elsewhere: each has a
@@ -52,7 +44,6 @@ SERVE_SETS = {
     "num_cpus": "num_cpus",
     "num_gpus": "num_gpus",
     "max_concurrent_batches": "autoscaling",
-    "runtime_env": "the Serve application's runtime_env",
 }
 # ModelConfig keys from before the engine section, and where they live now.
 MOVED_TO_ENGINE = (
@@ -132,12 +123,7 @@ class ModelConfig(StrictModel):
 
 def engine_kind(model: Any) -> str:
     """A served model's engine kind (``transformers`` / ``vllm``), also for an unvalidated copy."""
-    engine = model.engine
-    if isinstance(engine, str):
-        return engine
-    if isinstance(engine, dict):
-        return engine.get("kind", "transformers")
-    return engine.kind
+    return _kind(model.engine)
 
 
 class LimitsConfig(StrictModel):

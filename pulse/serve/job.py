@@ -1,7 +1,8 @@
 """Serve LLaVA-NeXT checkpoints behind an OpenAI-compatible Ray Serve endpoint.
 
 ``pulse serve --config configs/serve/cpu.yaml port=8100`` deploys every model in the
-config (transformers engine on CPU/GPU, or ``ray.serve.llm``/vLLM on GPU), prints the base
+config (transformers engine on CPU/GPU, or vLLM through ``ray.serve.llm``'s ``LLMServer``, always
+behind pulse's own ingress with its keys and limits), prints the base
 URL and serves until Ctrl-C / SIGTERM. ``start(cfg)`` / ``stop(cfg)`` do the same from Python.
 Set ``$PULSE_API_KEY`` (or ``auth.api_key_file``) to require ``Authorization: Bearer <key>``;
 without a key the endpoint only binds 127.0.0.1. ``pulse serve --checkpoint PATH`` (the
@@ -28,40 +29,41 @@ def deployment_name(model_name: str) -> str:
 
 
 def build_app(cfg: ServeConfig):
-    """The Serve application for ``cfg``: ingress + one ``ModelServer`` per model (or ``ray.serve.llm``)."""
+    """The Serve application for ``cfg``: pulse's ingress + one model deployment per model
+    (pulse's ``ModelServer`` for the transformers engine, Ray's ``LLMServer`` for vLLM)."""
     from ray import serve
+    from ray.serve.config import BackpressureConfig
 
+    from pulse.serve.app import HEADROOM_REQUESTS, OpenAIIngress, admission_limit
     from pulse.serve.serve_config import uses_vllm
 
     keys = load_api_keys(cfg.auth)
     check_binding(cfg.host, keys, cfg.auth)
-    if uses_vllm(cfg):
-        from pulse.serve.gpu import build_vllm_app
-
-        return build_vllm_app(cfg)
-    from ray.serve.config import BackpressureConfig
-
-    from pulse.serve.app import HEADROOM_REQUESTS, OpenAIIngress, admission_limit
-    from pulse.serve.server import ModelServer
-
     common = {
         "max_ongoing_requests": cfg.max_ongoing_requests,
         "graceful_shutdown_timeout_s": cfg.graceful_shutdown_timeout_s,
         "health_check_period_s": cfg.health_check_period_s,
         "health_check_timeout_s": cfg.health_check_timeout_s,
     }
-    models = {
-        m.name: serve.deployment(ModelServer)
-        .options(
-            name=deployment_name(m.name),
-            autoscaling_config=cfg.autoscaling.model_dump(),
-            ray_actor_options={"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
-            max_queued_requests=cfg.max_queued_requests,
-            **common,
-        )
-        .bind(m.model_dump(mode="json"), cfg.num_cpus)
-        for m in cfg.models
-    }
+    if uses_vllm(cfg):
+        from pulse.serve.gpu import llm_server_deployment
+
+        models = {m.name: llm_server_deployment(m, cfg, deployment_name(m.name)) for m in cfg.models}
+    else:
+        from pulse.serve.server import ModelServer
+
+        models = {
+            m.name: serve.deployment(ModelServer)
+            .options(
+                name=deployment_name(m.name),
+                autoscaling_config=cfg.autoscaling.model_dump(),
+                ray_actor_options={"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
+                max_queued_requests=cfg.max_queued_requests,
+                **common,
+            )
+            .bind(m.model_dump(mode="json"), cfg.num_cpus)
+            for m in cfg.models
+        }
     ingress = serve.deployment(OpenAIIngress).options(
         name="ingress",
         num_replicas=cfg.ingress_replicas,

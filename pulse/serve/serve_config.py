@@ -2,10 +2,10 @@
 
 ``python -m pulse.serve.serve_config --config configs/serve/cpu.yaml --out serve.yaml``
 writes a multi-application Serve config. The KubeRay RayService embeds this same document
-(``python cluster/manifests.py --serve-config configs/serve/cpu.yaml``). CPU models use
-``import_path: pulse.serve.job:app_builder`` with the ServeConfig as ``args`` (so the app
-is built on the cluster, where the API key env var / secret file live); vLLM models use
-``ray.serve.llm:build_openai_app`` with ``llm_configs``.
+(``python cluster/manifests.py --serve-config configs/serve/cpu.yaml``). Every engine uses
+``import_path: pulse.serve.job:app_builder`` with the ServeConfig as ``args``, so the app is
+built on the cluster, where the API key env var / secret file live, and vLLM models run behind
+the same ingress (keys, limits, image checks) as transformers ones.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ import yaml
 from pulse import io
 from pulse.config import ConfigError, load_config
 from pulse.serve.config import ServeConfig, engine_kind
-from pulse.serve.gpu import VLLM_IMPORT_PATH, serving_args
 
-CPU_IMPORT_PATH = "pulse.serve.job:app_builder"
+APP_IMPORT_PATH = "pulse.serve.job:app_builder"
 
 
 def uses_vllm(cfg: ServeConfig) -> bool:
-    """Whether the app is ``ray.serve.llm`` (every model on vLLM); a mix of engines is refused."""
+    """Whether every model runs on vLLM (Ray ``LLMServer``s); a mix of engines is refused."""
     kinds = {engine_kind(m) for m in cfg.models}
     if len(kinds) > 1:
         raise ConfigError(f"models[] mix engines {sorted(kinds)}; serve vLLM and transformers models apart")
@@ -33,12 +32,13 @@ def uses_vllm(cfg: ServeConfig) -> bool:
 
 def application(cfg: ServeConfig, working_dir: str | None = None) -> dict[str, Any]:
     """One entry of ``applications:`` for this config."""
-    if uses_vllm(cfg):
-        app: dict[str, Any] = {"import_path": VLLM_IMPORT_PATH, "args": serving_args(cfg)}
-    else:
-        args = cfg.model_dump(mode="json", exclude={"ray"})
-        app = {"import_path": CPU_IMPORT_PATH, "args": args}
-    app = {"name": cfg.app_name, "route_prefix": cfg.route_prefix, **app}
+    uses_vllm(cfg)  # refuses a mix of engines before anything is written
+    app: dict[str, Any] = {
+        "name": cfg.app_name,
+        "route_prefix": cfg.route_prefix,
+        "import_path": APP_IMPORT_PATH,
+        "args": cfg.model_dump(mode="json", exclude={"ray"}),
+    }
     if working_dir:
         app["runtime_env"] = {"working_dir": working_dir}
     return app

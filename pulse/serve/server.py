@@ -19,42 +19,15 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pydantic import ValidationError
 from ray import serve
 
-from pulse.llm.base import CONTEXT_LENGTH_EXCEEDED, STOPPED_EARLY, ChatRequest, ChatResult, short
-from pulse.llm.config import SamplingParams
+from pulse.llm.base import STOPPED_EARLY, ChatRequest, ChatResult, short
 from pulse.llm.streaming import IncrementalDecoder, TokenStreamer
 from pulse.llm.transformers_engine import TransformersEngine
+from pulse.serve.backends import result_dict, sampling_params
 from pulse.serve.config import ModelConfig
 
 logger = logging.getLogger("ray.serve")
-SAMPLING_KEYS = ("max_tokens", "temperature", "top_p", "seed", "stop")
-
-
-# Engine refusals that are the client's to fix: reason -> (HTTP status, OpenAI error code).
-CLIENT_ERRORS = {
-    CONTEXT_LENGTH_EXCEEDED: (400, CONTEXT_LENGTH_EXCEEDED),
-    "bad_sampling_params": (400, "invalid_sampling_params"),
-    "template_error": (400, "invalid_messages"),
-}
-
-
-def result_dict(result: ChatResult) -> dict[str, Any]:
-    """What the ingress receives: text, finish reason, token counts; on failure ``error`` is
-    ``{"status", "message", "code"}`` (4xx for the client's mistakes, 503 for the engine's)."""
-    out: dict[str, Any] = {
-        "text": result.text or "",
-        "finish_reason": result.finish_reason or "error",
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
-        "error": None,
-    }
-    if result.error:
-        status, code = CLIENT_ERRORS.get(result.reason or "", (503, "engine_error"))
-        message = result.error.split(": ", 1)[-1] if status < 500 else "The model failed on this request"
-        out["error"] = {"status": status, "message": message, "code": code}
-    return out
 
 
 class ModelServer:
@@ -82,14 +55,9 @@ class ModelServer:
 
     def _prepare(self, request: dict[str, Any]) -> ChatRequest | ChatResult:
         """The engine request (deadline from ``timeout_s``), or the error result of bad sampling values."""
-        try:
-            params = SamplingParams.model_validate(
-                {k: request[k] for k in SAMPLING_KEYS if request.get(k) is not None}
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            return ChatResult.failed("bad_sampling_params", f"{where}: {first['msg']}")
+        params = sampling_params(request)
+        if isinstance(params, ChatResult):
+            return params
         return ChatRequest(
             messages=request["messages"],
             params=params,

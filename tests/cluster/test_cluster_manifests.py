@@ -61,24 +61,27 @@ def test_rayservice_serve_config_is_the_serve_yaml():
     assert applied["http_options"] == {"host": "0.0.0.0", "port": serve_cfg.port}
     (app,) = applied["applications"]
     assert app["name"] == serve_cfg.app_name and app["route_prefix"] == serve_cfg.route_prefix
-    assert app["import_path"] == "ray.serve.llm:build_openai_app"
-    (llm,) = app["args"]["llm_configs"]
-    assert llm["model_loading_config"] == {
-        "model_id": serve_cfg.models[0].name,
-        "model_source": serve_cfg.models[0].checkpoint,
+    assert app["import_path"] == "pulse.serve.job:app_builder", "vLLM runs behind pulse's own ingress"
+    assert ServeConfig.model_validate(app["args"]).models == serve_cfg.models
+    head = service["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    key_env = {
+        "name": "PULSE_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "pulse-api-key", "key": "key"}},
     }
-    assert (
-        llm["deployment_config"]["autoscaling_config"]["max_replicas"] == serve_cfg.autoscaling.max_replicas
+    assert serve_cfg.auth.api_key_env == "PULSE_API_KEY" and key_env in head["env"], (
+        "the key comes from a Secret"
     )
+    assert not serve_cfg.auth.allow_unauthenticated_remote
 
 
 def test_rayservice_llm_configs_validate_against_ray_llmconfig():
     pytest.importorskip("ray.llm._internal.serve.core.configs.llm_config")
-    from pulse.serve.gpu import validate_llm_config
+    from pulse.serve.gpu import llm_config_dict, validate_llm_config
 
     applied = yaml.safe_load(manifests()["rayservice.yaml"]["spec"]["serveConfigV2"])
-    for llm in applied["applications"][0]["args"]["llm_configs"]:
-        assert validate_llm_config(llm).model_id == llm["model_loading_config"]["model_id"]
+    cfg = ServeConfig.model_validate(applied["applications"][0]["args"])
+    for model in cfg.models:
+        assert validate_llm_config(llm_config_dict(model, cfg)).model_id == model.name
 
 
 def test_transformers_engine_app_args_build_pulses_own_serve_app(monkeypatch):

@@ -1,11 +1,13 @@
-"""ray.serve.llm configs for LLaVA-NeXT, validated on CPU with Ray's LLMConfig model; the run is GPU-only."""
+"""ray.serve.llm configs for LLaVA-NeXT, validated on CPU with Ray's LLMConfig model; the LLaVA run is GPU-only
+(a text model runs on CPU behind pulse's ingress: tests/serve/test_vllm_ingress.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from pulse.serve import job
 from pulse.serve.config import ServeConfig
-from pulse.serve.gpu import build_vllm_app, llm_config_dict, serving_args, validate_llm_config
+from pulse.serve.gpu import llm_config_dict, validate_llm_config
 
 
 def gpu_config(**changes) -> ServeConfig:
@@ -54,6 +56,19 @@ def test_ray_rejects_an_unknown_accelerator_through_our_config():
         validate_llm_config(llm_config_dict(cfg.models[0], cfg))
 
 
+def test_cpu_placement_and_runtime_env_reach_the_llm_config():
+    cfg = gpu_config(
+        accelerator_type=None,
+        placement_group_config={"bundles": [{"CPU": 1}]},
+        runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}},
+    )
+    config = llm_config_dict(cfg.models[0], cfg)
+    assert "accelerator_type" not in config
+    validated = validate_llm_config(config)
+    assert validated.placement_group_config == {"bundles": [{"CPU": 1}]}
+    assert validated.runtime_env == {"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}}
+
+
 def test_mixed_engines_are_rejected():
     cfg = gpu_config()
     mixed = cfg.model_copy(
@@ -64,20 +79,8 @@ def test_mixed_engines_are_rejected():
             ]
         }
     )
-    with pytest.raises(ValueError, match="all-vllm or all-transformers"):
-        serving_args(mixed)
-
-
-def test_build_without_vllm_names_the_extra():
-    pytest.importorskip("ray.llm")
-    try:
-        import vllm  # noqa: F401
-
-        pytest.skip("vLLM is installed here")
-    except ImportError:
-        pass
-    with pytest.raises(ImportError, match=r"pulse-ecg\[vllm\]"):
-        build_vllm_app(gpu_config())
+    with pytest.raises(ValueError, match="mix engines"):
+        job.build_app(mixed)
 
 
 @pytest.mark.gpu
@@ -89,7 +92,7 @@ def test_vllm_app_serves_on_gpu(ray_session, tmp_path):
     cfg = gpu_config(
         checkpoint="llava-hf/llava-v1.6-mistral-7b-hf", tensor_parallel_size=1, max_model_len=4096
     )
-    serve.run(build_vllm_app(cfg), name="pulse-gpu", route_prefix="/")
+    serve.run(job.build_app(cfg), name="pulse-gpu", route_prefix="/")
     try:
         client = openai.OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="x")
         resp = client.chat.completions.create(

@@ -51,7 +51,29 @@ def test_public_host_without_a_key_is_refused(monkeypatch):
     assert isinstance(job.build_app(config(host="0.0.0.0")), Application)
 
 
-def test_vllm_engine_with_api_keys_is_refused(monkeypatch):
+def test_vllm_models_get_pulses_ingress_with_api_keys_in_front_of_ray_llm_servers(monkeypatch):
+    """The vLLM app starts with keys configured: pulse's ingress, bound to one Ray LLMServer per model."""
+    pytest.importorskip("ray.serve.llm")
     monkeypatch.setenv("PULSE_API_KEY", "secret")
-    with pytest.raises(ValueError, match="does not check API keys"):
-        job.build_app(config(models=[{"name": "m", "checkpoint": "llava-hf/x", "engine": "vllm"}]))
+    app = job.build_app(
+        config(
+            host="0.0.0.0",
+            models=[
+                {
+                    "name": "m",
+                    "checkpoint": "llava-hf/x",
+                    "engine": {"kind": "vllm", "accelerator_type": "H100"},
+                }
+            ],
+        )
+    )
+    assert isinstance(app, Application)
+    ingress = app._bound_deployment
+    assert ingress.name == "ingress" and ingress.func_or_class.__name__ == "OpenAIIngress"
+    _config, models, digests = ingress.init_args
+    assert len(digests) == 1 and "secret" not in str(digests)
+    (server,) = models.values()
+    assert server._bound_deployment.name == "model-m"
+    assert (
+        server._bound_deployment.func_or_class.__name__ == "LLMServer"
+    )  # Ray's, as build_llm_deployment makes it

@@ -7,7 +7,7 @@ import yaml
 
 from pulse.config import CONFIG_DIR, ConfigError, load_config
 from pulse.serve.config import ServeConfig
-from pulse.serve.gpu import validate_llm_config
+from pulse.serve.gpu import llm_config_dict, validate_llm_config
 from pulse.serve.serve_config import main, serve_config
 
 
@@ -21,12 +21,15 @@ def test_cpu_config_round_trips_through_the_app_builder_args(tmp_path):
     assert ServeConfig.model_validate(app["args"]).models == cfg.models
 
 
-def test_vllm_config_uses_ray_serve_llm_and_validates():
+def test_vllm_config_runs_pulses_app_whose_llm_configs_validate():
+    """vLLM models are served by the same app builder (pulse's ingress in front of Ray's LLMServer)."""
     cfg = load_config(ServeConfig, CONFIG_DIR / "serve" / "llava_next_vllm.yaml")
     app = serve_config(cfg)["applications"][0]
-    assert app["import_path"] == "ray.serve.llm:build_openai_app"
-    for llm_config in app["args"]["llm_configs"]:
-        validated = validate_llm_config(llm_config)
+    assert app["import_path"] == "pulse.serve.job:app_builder"
+    rebuilt = ServeConfig.model_validate(app["args"])
+    assert rebuilt.models == cfg.models and rebuilt.auth.api_key_env == "PULSE_API_KEY"
+    for model in rebuilt.models:
+        validated = validate_llm_config(llm_config_dict(model, rebuilt))
         assert validated.engine_kwargs["limit_mm_per_prompt"] == {"image": 1}
 
 

@@ -88,9 +88,10 @@ def test_concurrent_requests_are_dynamically_batched(client, cfg, ecg_data_url):
 def test_a_prompt_beyond_the_context_fails_alone_with_400_context_length_exceeded(
     client, endpoint, ecg_data_url
 ):
-    """Checked by the engine before any prefill; its concurrent neighbours answer as when alone."""
+    """Checked by the engine before any prefill: one bad prompt among 8 concurrent requests (Serve
+    batches up to 8) fails alone; the other 7 answer exactly as when sent alone."""
     too_long = [{"role": "user", "content": "sinus rhythm " * 1500}]  # ~3000 tokens > the tiny model's 1024
-    good = [image_message(f"Rhythm {i}?", ecg_data_url) for i in range(4)]
+    good = [image_message(f"Rhythm {i}?", ecg_data_url) for i in range(7)]
     alone = [client.chat.completions.create(model=MODEL, messages=[m], max_tokens=6) for m in good]
 
     def send(messages):
@@ -99,8 +100,9 @@ def test_a_prompt_beyond_the_context_fails_alone_with_400_context_length_exceede
         except openai.BadRequestError as exc:
             return exc
 
-    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(send, [too_long, *[[m] for m in good]]))
+    assert len(results) == 8
     refused = results[0]
     assert isinstance(refused, openai.BadRequestError), refused
     assert refused.code == "context_length_exceeded" and "maximum context length is 1024" in refused.message
