@@ -72,3 +72,29 @@ def test_serve_and_pulse_metrics_are_exported(endpoint, ecg_data_url):
         if line.startswith("ray_pulse_requests") and f'model="{MODEL}"' in line and 'status="200"' in line
     ]
     assert ok_requests and float(ok_requests[0].rsplit(" ", 1)[-1]) >= 1
+
+
+def test_the_endpoints_own_metrics_route_counts_answers_by_status(endpoint, ecg_data_url):
+    """``GET /metrics``: this ingress replica's Prometheus text, answered without waiting behind generation."""
+    client = openai.OpenAI(base_url=endpoint, api_key="unused", max_retries=0, timeout=120)
+    client.chat.completions.create(model=MODEL, messages=[image_message("Hi", ecg_data_url)], max_tokens=2)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model=MODEL, messages=[image_message("Hi", ecg_data_url)], max_tokens=801
+        )
+    resp = httpx.get(endpoint.removesuffix("/v1") + "/metrics", timeout=30)
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = dict(
+        line.rsplit(" ", 1) for line in resp.text.splitlines() if line and not line.startswith("#")
+    )
+    by_status = {
+        name.split('status="')[1].split('"')[0]: float(value)
+        for name, value in samples.items()
+        if name.startswith("pulse_requests_total{") and f'model="{MODEL}"' in name
+    }
+    assert by_status.get("200", 0) >= 1 and by_status.get("400", 0) >= 1, by_status
+    completion = [
+        float(v) for k, v in samples.items() if k.startswith("pulse_tokens_total{") and "completion" in k
+    ]
+    assert completion and completion[0] >= 2
+    assert any(k.startswith("pulse_request_latency_seconds_bucket{") and 'le="+Inf"' in k for k in samples)
