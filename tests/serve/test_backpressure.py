@@ -18,7 +18,8 @@ import time
 import httpx
 import pytest
 
-from pulse.serve.app import admission_limit, failure_error
+from pulse.serve.app import admission_limit
+from pulse.serve.errors import failure_error
 from pulse.serve.job import deployment_name
 from tests.serve.serve_testlib import make_config, running
 
