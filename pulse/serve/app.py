@@ -177,10 +177,9 @@ class OpenAIIngress(ChatCalls):
                     else APIError(504, "Request timed out while decoding images", "timeout")
                 )
                 logger.info("pulse request rejected status=%s code=%s", err.status, err.code)
-                model = payload.get("model") if isinstance(payload, dict) else None
-                self.metrics.record(
-                    model if model in self.backends else "-", err.status, time.monotonic() - start, 0, 0
-                )
+                model = payload.get("model") if isinstance(payload, dict) else None  # any JSON value
+                known = isinstance(model, str) and model in self.backends
+                self.metrics.record(model if known else "-", err.status, time.monotonic() - start, 0, 0)
                 return error_response(err)
             engine_request = {
                 "messages": req.messages,
