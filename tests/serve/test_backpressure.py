@@ -96,11 +96,14 @@ def test_a_flood_at_twice_saturation_is_shed_with_429_and_health_stays_up(endpoi
     health: list[tuple[int, float]] = []
     flooding = threading.Event()
 
-    def poll_health():
+    metrics: list[tuple[int, float]] = []
+
+    def poll_health():  # /health and /metrics, in turn: neither waits behind generation
         while flooding.is_set():
-            started = time.monotonic()
-            status = httpx.get(root + "/health", timeout=30).status_code
-            health.append((status, time.monotonic() - started))
+            for route, polls in (("/health", health), ("/metrics", metrics)):
+                started = time.monotonic()
+                status = httpx.get(root + route, timeout=30).status_code
+                polls.append((status, time.monotonic() - started))
             time.sleep(0.1)
 
     results: list[tuple[int, float, httpx.Headers, str]] = []
@@ -128,7 +131,7 @@ def test_a_flood_at_twice_saturation_is_shed_with_429_and_health_stays_up(endpoi
         f"accepted={len(accepted)} 429={len(shed)} 5xx={sum(s >= 500 for s in statuses)} "
         f"p50={accepted[len(accepted) // 2]:.2f}s p99={accepted[-1]:.2f}s "
         f"peak replica RSS={peak_rss_mb(pid):.0f} MB; /health {len(health)} polls, "
-        f"max {max(h[1] for h in health):.2f}s"
+        f"max {max(h[1] for h in health):.2f}s; /metrics {len(metrics)} polls, max {max(m[1] for m in metrics):.2f}s"
     )
     assert not [s for s in statuses if s >= 500], statuses
     assert set(statuses) <= {200, 429}, statuses
@@ -137,6 +140,7 @@ def test_a_flood_at_twice_saturation_is_shed_with_429_and_health_stays_up(endpoi
         assert headers["retry-after"] == "2"
         assert json.loads(text)["error"]["type"] == "rate_limit_exceeded"
     assert health and all(status == 200 for status, _ in health), health
+    assert metrics and all(status == 200 for status, _ in metrics), metrics
     assert ask(endpoint, max_tokens=2).status_code == 200  # nothing stuck after the flood
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -20,6 +19,7 @@ import openai
 import pytest
 
 from tests.serve.serve_testlib import data_url, make_config, png_bytes, running
+from tests.vllm_testlib import save_tiny_llama
 
 pytest.importorskip("vllm")
 pytestmark = pytest.mark.vllm
@@ -36,33 +36,6 @@ LIMITS = {
     "default_max_tokens": 16,
     "request_timeout_s": 120.0,
 }
-
-
-def save_tiny_llama(path: Path) -> Path:
-    """A seeded random 2-layer Llama with pulse's offline tokenizer (vLLM's CPU attention needs head_dim 64)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from pulse.models.tiny_llava import build_tokenizer
-
-    tokenizer = build_tokenizer(2048)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        max_position_embeddings=4096,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        dtype="float32",
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
