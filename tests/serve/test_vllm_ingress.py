@@ -5,13 +5,16 @@ tight limits, bound to ``ray.serve.llm``'s ``LLMServer`` running a tiny random L
 float32, eager, ``max_model_len`` 256). Everything goes over real HTTP with the real ``openai``
 client: 401 without the key, each limit's 4xx, vLLM's refusals as OpenAI errors (400
 ``context_length_exceeded``), a 200 with text, streaming, ``/v1/models``, ``/metrics``, one bad
-prompt among 8 concurrent ones, and the autoscaling/queue settings as Ray applied them.
+prompt among 8 concurrent ones, the autoscaling/queue settings as Ray applied them, and a killed
+replica replaced (a second engine start) with requests answered again.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import os
+import signal
+import time
 
 import httpx
 import numpy as np
@@ -238,3 +241,38 @@ def test_autoscaling_and_queue_settings_reach_ray(endpoint, cfg):
     assert applied["autoscaling_config"]["target_ongoing_requests"] == 7
     assert applied["max_queued_requests"] == 9
     assert deployment["status"] == "HEALTHY"
+
+
+def replica_pids(cfg) -> list[int]:
+    from ray.serve.context import _get_global_client
+
+    from pulse.serve.job import deployment_name
+
+    details = _get_global_client().get_serve_details()
+    deployment = details["applications"][cfg.app_name]["deployments"][deployment_name(MODEL)]
+    return [r["pid"] for r in deployment["replicas"] if r["state"] == "RUNNING"]
+
+
+def test_a_killed_vllm_replica_is_replaced_and_requests_succeed_again(client, cfg):
+    """SIGKILL the LLMServer replica (and so its engine): while it is gone, requests get an OpenAI-format
+    503 with Retry-After (never another status); Serve starts a new replica (a second engine start) and
+    the same request succeeds again with the same greedy text."""
+    before = ask(client, "Rhythm after a restart?").choices[0].message.content
+    (pid,) = replica_pids(cfg)
+    os.kill(pid, signal.SIGKILL)
+    failures: list[openai.APIStatusError] = []
+    deadline = time.monotonic() + 600
+    while True:
+        assert time.monotonic() < deadline, f"no answer within 600 s of the kill; failures: {failures[-3:]}"
+        try:
+            after = ask(client, "Rhythm after a restart?").choices[0].message.content
+            break
+        except openai.APIStatusError as exc:
+            failures.append(exc)
+            time.sleep(2)
+    assert all(f.status_code == 503 for f in failures), [(f.status_code, f.message) for f in failures]
+    assert all(f.response.headers.get("retry-after") for f in failures)
+    assert all(f.body and f.body.get("type") == "server_error" for f in failures), failures[:1]
+    assert after == before
+    new = replica_pids(cfg)
+    assert new and pid not in new
