@@ -24,14 +24,7 @@ from typing import Any
 from pulse import io
 from pulse.data_ray.readers.config import SourceConfig
 from pulse.data_ray.readers.labels import snomed_to_std
-from pulse.data_ray.readers.signal import (
-    ReadError,
-    error_record,
-    hash_split,
-    make_record,
-    parse_age,
-    parse_sex,
-)
+from pulse.data_ray.readers.signal import ReadError, RecordRef, hash_split, parse_age, parse_sex
 from pulse.data_ray.readers.wfdb_io import finished_signal, parse_comments, read_wfdb
 
 CHAPMAN_LAST_ID = 10646
@@ -84,17 +77,16 @@ def read(
 ) -> list[dict[str, Any]]:
     """The record row (or error row) of one CinC-2021 header."""
     dataset = unit["dataset"]
-    record_id = f"{dataset}/{native_id(unit['name'], dataset)}"
-    path = unit["header_path"]
+    ref = RecordRef(f"{dataset}/{native_id(unit['name'], dataset)}", dataset, unit["header_path"])
     try:
-        record = read_wfdb(path, storage)
-        signal, lead_names, fs, notes = finished_signal(record, target_fs, source.max_nonfinite_fraction)
+        record = read_wfdb(ref.source_path, storage)
+        decoded = finished_signal(record, target_fs, source.max_nonfinite_fraction)
     except ReadError as exc:
-        return [error_record(record_id=record_id, dataset=dataset, source_path=path, error=str(exc))]
+        return [ref.error(exc)]
     meta = parse_comments(record.comments)
     codes = [c.strip() for c in meta.get("dx", "").split(",") if c.strip()]
     labels_std, unmapped = snomed_to_std(codes)
-    extra: dict[str, Any] = {"cinc_record": record.name, **notes}
+    extra: dict[str, Any] = {"cinc_record": record.name}
     for key in ("rx", "hx", "sx"):
         if meta.get(key) and meta[key].lower() != "unknown":
             extra[key] = meta[key]
@@ -103,19 +95,13 @@ def read(
     if record.header_fixes:
         extra["header_fixes"] = record.header_fixes
     return [
-        make_record(
-            record_id=record_id,
-            dataset=dataset,
-            split=hash_split(record_id),
-            fs=fs,
-            lead_names=lead_names,
-            signal=signal,
-            source_path=path,
+        ref.record(
+            decoded,
+            split=hash_split(ref.record_id),
             age=parse_age(meta.get("age")),
             sex=parse_sex(meta.get("sex")),
             labels=codes,
             labels_std=labels_std,
-            report=None,
             extra=extra,
         )
     ]

@@ -34,10 +34,9 @@ from pulse.data_ray.readers.config import SourceConfig
 from pulse.data_ray.readers.labels import CODE15_LABELS, CODE15_TO_STD, map_codes
 from pulse.data_ray.readers.signal import (
     ReadError,
-    error_record,
+    RecordRef,
     finish_signal,
     hash_split,
-    make_record,
     parse_age,
     plain_value,
 )
@@ -112,9 +111,12 @@ def strip_padding(signal: np.ndarray) -> tuple[np.ndarray, int, int]:
     return signal[:, first : last + 1], first, signal.shape[1] - 1 - last
 
 
+def _ref(unit: dict[str, Any], exam: dict[str, Any]) -> RecordRef:
+    return RecordRef(f"code15/{exam['exam_id']}", "code15", f"{unit['part']}#exam_id={exam['exam_id']}")
+
+
 def _record(source, unit, exam, tracing, target_fs) -> dict[str, Any]:
-    record_id = f"code15/{exam['exam_id']}"
-    source_path = f"{unit['part']}#exam_id={exam['exam_id']}"
+    ref = _ref(unit, exam)
     meta = exam["meta"]
     try:
         if meta is None:
@@ -123,11 +125,11 @@ def _record(source, unit, exam, tracing, target_fs) -> dict[str, Any]:
             )
         raw = np.asarray(tracing, dtype=np.float64).T
         trimmed, before, after = strip_padding(raw)
-        signal, lead_names, fs, notes = finish_signal(
+        decoded = finish_signal(
             trimmed, LEADS, FS, target_fs=target_fs, max_nonfinite_fraction=source.max_nonfinite_fraction
         )
     except ReadError as exc:
-        return error_record(record_id=record_id, dataset="code15", source_path=source_path, error=str(exc))
+        return ref.error(exc)
     labels = [name for name in CODE15_LABELS if _flag(meta.get(name))]
     if _flag(meta.get("normal_ecg")):
         labels.append("normal_ecg")
@@ -142,16 +144,10 @@ def _record(source, unit, exam, tracing, target_fs) -> dict[str, Any]:
         "death": meta.get("death"),
         "timey": meta.get("timey"),
         "padding_stripped": [before, after],
-        **notes,
     }
-    return make_record(
-        record_id=record_id,
-        dataset="code15",
+    return ref.record(
+        decoded,
         split=hash_split(f"code15-patient/{patient if patient is not None else exam['exam_id']}"),
-        fs=fs,
-        lead_names=lead_names,
-        signal=signal,
-        source_path=source_path,
         age=parse_age(meta.get("age")),
         sex=sex,
         labels=labels,
@@ -180,12 +176,4 @@ def read(
         error = f"unreadable_signal: {unit['part_name']}: {type(exc).__name__}: {exc}"
     else:
         return [_record(source, unit, exam, block[i], target_fs) for i, exam in enumerate(exams)]
-    return [
-        error_record(
-            record_id=f"code15/{e['exam_id']}",
-            dataset="code15",
-            source_path=f"{unit['part']}#exam_id={e['exam_id']}",
-            error=error,
-        )
-        for e in exams
-    ]
+    return [_ref(unit, e).error(error) for e in exams]

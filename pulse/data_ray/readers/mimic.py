@@ -26,7 +26,7 @@ import pandas as pd
 from pulse import io
 from pulse.data_ray.readers.config import SourceConfig
 from pulse.data_ray.readers.labels import mimic_statements_to_std
-from pulse.data_ray.readers.signal import ReadError, error_record, hash_split, make_record
+from pulse.data_ray.readers.signal import ReadError, RecordRef, hash_split
 from pulse.data_ray.readers.wfdb_io import finished_signal, read_wfdb
 
 REPORT_COLUMNS = tuple(f"report_{i}" for i in range(18))
@@ -103,31 +103,26 @@ def read(
     target_fs: float | None = None,
 ) -> list[dict[str, Any]]:
     """The record row (or error row) of one ``record_list.csv`` row."""
-    record_id = f"mimic/{unit['study_id']}"
-    path = io.join(source.resolved_root(), unit["path"] + ".hea")
+    ref = RecordRef(
+        f"mimic/{unit['study_id']}", "mimic", io.join(source.resolved_root(), unit["path"] + ".hea")
+    )
     try:
-        record = read_wfdb(path, storage)
-        signal, lead_names, fs, notes = finished_signal(record, target_fs, source.max_nonfinite_fraction)
+        record = read_wfdb(ref.source_path, storage)
+        decoded = finished_signal(record, target_fs, source.max_nonfinite_fraction)
     except ReadError as exc:
-        return [error_record(record_id=record_id, dataset="mimic", source_path=path, error=str(exc))]
+        return [ref.error(exc)]
     statements = list(unit["statements"])
     extra = {
         "subject_id": unit["subject_id"],
         "study_id": unit["study_id"],
         "file_channel_order": record.channel_names,
         "machine_measurements": unit["measurements"] if unit["has_measurements"] else None,
-        **notes,
     }
     report = join_report(statements)
     return [
-        make_record(
-            record_id=record_id,
-            dataset="mimic",
+        ref.record(
+            decoded,
             split=hash_split(f"mimic-subject/{unit['subject_id']}"),
-            fs=fs,
-            lead_names=lead_names,
-            signal=signal,
-            source_path=path,
             labels=statements,
             labels_std=mimic_statements_to_std(statements),
             report=report,

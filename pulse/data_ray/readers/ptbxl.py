@@ -24,13 +24,7 @@ import pandas as pd
 from pulse import io
 from pulse.data_ray.readers.config import SourceConfig
 from pulse.data_ray.readers.labels import PTBXL_TO_STD, map_codes, ptbxl_superclasses
-from pulse.data_ray.readers.signal import (
-    ReadError,
-    error_record,
-    make_record,
-    parse_age,
-    plain_value,
-)
+from pulse.data_ray.readers.signal import ReadError, RecordRef, parse_age, plain_value
 from pulse.data_ray.readers.wfdb_io import finished_signal, read_wfdb
 
 FOLD_SPLITS = {**dict.fromkeys(range(1, 9), "train"), 9: "val", 10: "test"}
@@ -142,7 +136,7 @@ def read(
                 if exc.reason != "missing_file" or i == len(candidates) - 1:
                     raise
         assert record is not None
-        signal, lead_names, fs, notes = finished_signal(record, target_fs, source.max_nonfinite_fraction)
+        decoded = finished_signal(record, target_fs, source.max_nonfinite_fraction)
         try:
             scp_codes: dict[str, float] = ast.literal_eval(unit.get("scp_codes") or "{}")
         except (ValueError, SyntaxError):
@@ -151,7 +145,7 @@ def read(
         if fold not in FOLD_SPLITS:
             raise ReadError("bad_metadata", f"strat_fold {unit.get('strat_fold')!r}")
     except ReadError as exc:
-        return [error_record(record_id=record_id, dataset="ptbxl", source_path=source_path, error=str(exc))]
+        return [RecordRef(record_id, "ptbxl", source_path).error(exc)]
     classes = diagnostic_classes(io.join(root, "scp_statements.csv"), storage)
     labels = list(scp_codes)
     extra = {key: unit.get(key) for key in _EXTRA_COLUMNS if unit.get(key) is not None}
@@ -160,21 +154,15 @@ def read(
         patient_id=int(unit["patient_id"]) if unit.get("patient_id") is not None else None,
         strat_fold=fold,
         scp_likelihoods=scp_codes,
-        **notes,
     )
     if source_path != candidates[0]:
         extra["rate_fallback"] = source_path
     sex = {0: "M", 1: "F"}.get(int(unit["sex"])) if unit.get("sex") is not None else None
     report = unit.get("report")
     return [
-        make_record(
-            record_id=record_id,
-            dataset="ptbxl",
+        RecordRef(record_id, "ptbxl", source_path).record(
+            decoded,
             split=FOLD_SPLITS[fold],
-            fs=fs,
-            lead_names=lead_names,
-            signal=signal,
-            source_path=source_path,
             age=parse_age(unit.get("age")),
             sex=sex,
             labels=labels,

@@ -1,7 +1,10 @@
 """Shared record plumbing for every reader: lead order, units, checks, resampling, splits, rows.
 
 Every reader ends in :func:`make_record` (a good record) or :func:`error_record` (a bad input),
-so all sources produce the same row layout (``pulse.schema.RECORD_SCHEMA``).
+so all sources produce the same row layout (``pulse.schema.RECORD_SCHEMA``). A reader names the
+row once as a :class:`RecordRef` (id, dataset, source path) and builds either row from it:
+``ref.error(exc)`` or ``ref.record(decoded, split=..., ...)`` with the :class:`Decoded` signal
+that :func:`finish_signal` returns (its notes go into ``extra``).
 
 Lead policy: signals come out in ``STANDARD_LEADS`` order whatever the file order. A standard
 lead the source lacks is *left out* (``lead_names`` lists only the present leads, in standard
@@ -17,8 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -150,6 +154,17 @@ def plain_value(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+class Decoded(NamedTuple):
+    """A finished signal: what :func:`finish_signal` returns (unpacks as a 4-tuple)."""
+
+    signal: np.ndarray
+    """float32, leads x samples, mV, standard lead order."""
+    lead_names: list[str]
+    fs: float
+    notes: dict[str, Any]
+    """what finishing changed (dropped channels, filled samples); goes into the record's ``extra``."""
+
+
 def finish_signal(
     signal: np.ndarray,
     names: list[str],
@@ -157,7 +172,7 @@ def finish_signal(
     *,
     target_fs: float | None,
     max_nonfinite_fraction: float,
-) -> tuple[np.ndarray, list[str], float, dict[str, Any]]:
+) -> Decoded:
     """Standard order, checks, resampling, float32: the shared tail of every signal reader."""
     signal, lead_names, dropped = to_standard_order(np.asarray(signal, dtype=np.float64), names)
     signal, n_filled = check_signal(signal, max_nonfinite_fraction)
@@ -167,7 +182,7 @@ def finish_signal(
         notes["dropped_channels"] = dropped
     if n_filled:
         notes["filled_nonfinite_samples"] = n_filled
-    return np.ascontiguousarray(signal, dtype=np.float32), lead_names, fs, notes
+    return Decoded(np.ascontiguousarray(signal, dtype=np.float32), lead_names, fs, notes)
 
 
 def make_record(
@@ -255,3 +270,29 @@ def records_to_table(rows: list[dict[str, Any]]) -> pa.Table:
         else:
             columns[field.name] = pa.array([row[field.name] for row in rows], type=field.type)
     return pa.Table.from_pydict(columns, schema=RECORD_SCHEMA)
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """The id, dataset and source path a reader's row carries, good or bad: named once per input."""
+
+    record_id: str
+    dataset: str
+    source_path: str
+
+    def error(self, error: ReadError | str) -> dict[str, Any]:
+        """The error row of this input (``error`` is a ``ReadError`` or ``"<reason>: <detail>"``)."""
+        return error_record(
+            record_id=self.record_id, dataset=self.dataset, source_path=self.source_path, error=str(error)
+        )
+
+    def record(
+        self, decoded: Decoded, *, split: str, extra: dict[str, Any] | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """The good row: ``decoded``'s signal, leads and rate; its notes join ``extra`` (and win a clash).
+
+        ``fields`` are :func:`make_record`'s optional keywords (age, sex, labels, report, ...).
+        """
+        signal, lead_names, fs, notes = decoded
+        fields.update(split=split, fs=fs, lead_names=lead_names, signal=signal)
+        return make_record(**vars(self), extra={**(extra or {}), **notes}, **fields)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from pulse import io
-from pulse.data_ray.readers.signal import ReadError, finish_signal, unit_scale_to_mv
+from pulse.data_ray.readers.signal import Decoded, ReadError, finish_signal, unit_scale_to_mv
 
 # Bytes per sample of the WFDB storage formats, for the truncation check.
 _BYTES_PER_SAMPLE = {8: 1, 16: 2, 24: 3, 32: 4, 61: 2, 80: 1, 160: 2, 212: 1.5, 310: 4 / 3, 311: 4 / 3}
@@ -150,7 +150,7 @@ def _split_local(path: str) -> tuple[str, str]:
     return str(p.parent), p.name
 
 
-def finished_signal(record: WfdbRecord, target_fs: float | None, max_nonfinite_fraction: float):
+def finished_signal(record: WfdbRecord, target_fs: float | None, max_nonfinite_fraction: float) -> Decoded:
     """``finish_signal`` of a WFDB record: (signal in standard lead order, lead names, fs, notes)."""
     return finish_signal(
         record.signal,

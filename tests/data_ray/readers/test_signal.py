@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from pulse.data_ray.readers.signal import (
+    Decoded,
     ReadError,
+    RecordRef,
     check_signal,
     error_record,
     finish_signal,
@@ -77,3 +79,42 @@ def test_records_to_table_round_trips_signals_exactly():
     back = np.array(table.column("signal")[0].as_py(), dtype=np.float32)
     assert np.array_equal(back, sig)
     assert table.column("signal")[1].as_py() == [] and table.column("error")[1].as_py() == "missing_file: q"
+
+
+def test_record_ref_builds_the_same_rows_as_make_record_and_error_record():
+    """A reader names (id, dataset, path) once; the finished signal's notes join ``extra`` and win."""
+    decoded = finish_signal(
+        np.random.default_rng(1).normal(size=(13, 20)),
+        [*STANDARD_LEADS, "X"],
+        500,
+        target_fs=None,
+        max_nonfinite_fraction=0,
+    )
+    assert isinstance(decoded, Decoded) and decoded.notes == {"dropped_channels": ["X"]}
+    ref = RecordRef("ptbxl/7", "ptbxl", "/data/7.hea")
+    extra = {"ecg_id": 7, "dropped_channels": "from the reader"}
+    row = ref.record(decoded, split="val", age=40.0, labels=["NORM"], extra=extra)
+    assert row == make_record(
+        record_id="ptbxl/7",
+        dataset="ptbxl",
+        split="val",
+        fs=500,
+        lead_names=list(STANDARD_LEADS),
+        signal=decoded.signal,
+        source_path="/data/7.hea",
+        age=40.0,
+        labels=["NORM"],
+        extra={"ecg_id": 7, "dropped_channels": ["X"]},
+    )
+    assert extra == {"ecg_id": 7, "dropped_channels": "from the reader"}  # the caller's dict is not changed
+
+    def without_signal(row: dict) -> dict:
+        assert row.pop("signal").size == 0
+        return row
+
+    expected = error_record(
+        record_id="ptbxl/7", dataset="ptbxl", source_path="/data/7.hea", error="nan_signal: x"
+    )
+    expected = without_signal(expected)
+    assert without_signal(ref.error(ReadError("nan_signal", "x"))) == expected
+    assert without_signal(ref.error("nan_signal: x")) == expected
