@@ -70,7 +70,8 @@ def check_served_name(name: str, checkpoint: str) -> None:
 
     A name claims a known identity when it starts with it (``pulse-7b``, ``pulse-7b-bf16``);
     generic names (``llava-next-7b``, ``pulse-tiny``) claim none. A claim must be backed by the
-    checkpoint: its known hub id, a folder recording that identity, or (for a path pulse cannot
+    checkpoint: its known hub id, a folder whose recorded identity the name starts with (so a
+    finetune recorded as ``pulse-7b-continue`` may be served as that, never as ``pulse-7b``), or (for a path pulse cannot
     read here, e.g. a volume) a last path component that starts with it.
     """
     claimed = sorted((known for known in set(KNOWN_CHECKPOINTS.values()) if name.startswith(known)), key=len)
@@ -79,7 +80,7 @@ def check_served_name(name: str, checkpoint: str) -> None:
     claim = claimed[-1]
     identity = checkpoint_identity(checkpoint)
     if identity is not None:
-        if identity != claim:
+        if not name.startswith(identity):  # "pulse-7b-bf16" for pulse-7b; never "pulse-7b" for a finetune
             raise NameMismatch(
                 f"model name {name!r} claims {claim!r} but checkpoint {checkpoint!r} is {identity!r}"
             )

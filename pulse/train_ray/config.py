@@ -140,7 +140,9 @@ class TrainConfig(StrictModel):
     """paths filled from ``run_dir=R`` (``pulse.run_layout``)."""
 
     name: str
-    """Run name; checkpoints land in ``<storage_path>/<name>/``; rerunning the same name resumes."""
+    """Run name; checkpoints land in ``<storage_path>/<name>/``; rerunning the same name resumes. The
+    export records it as the model's identity (its served name), so a published model's name
+    (``pulse-7b``, ``llava-v1.6-vicuna-7b``, ...) is refused: what pulse trains is another model."""
     storage_path: str
     data: DataConfig
     model: ModelConfig
@@ -203,6 +205,13 @@ class TrainConfig(StrictModel):
             )
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError("max_steps must be >= 1")
+        from pulse.models.checkpoint_info import KNOWN_CHECKPOINTS
+
+        if self.name in set(KNOWN_CHECKPOINTS.values()):
+            raise ValueError(
+                f"name={self.name} is a published model's name, and the export is served and benchmarked "
+                f"under the run's name; name the run after what it is (e.g. {self.name}-repro, {self.name}-ecg)"
+            )
         if self.fault is not None and not 0 <= self.fault.rank < self.num_workers:
             raise ValueError(f"fault.rank must be in [0, num_workers={self.num_workers})")
         return self

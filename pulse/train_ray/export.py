@@ -4,7 +4,10 @@ Works on any checkpoint this trainer writes: DDP (``model.pt``) or DeepSpeed ZeR
 consolidated offline with DeepSpeed's ``zero_to_fp32``, so no GPUs or process group are needed).
 The folder loads with ``AutoModelForImageTextToText`` / ``AutoProcessor`` and vLLM. When the
 checkpoint carries the trainer's greedy probe, the exported model must reproduce it token for
-token; ``ExportResult.probe_match`` says whether it did.
+token; ``ExportResult.probe_match`` says whether it did. The export records what it is in
+``config.json``'s ``pulse_identity`` (the run's name, the model it was trained from, the step), so
+``pulse serve --checkpoint`` names it after the run and a finetune of PULSE-7B is never served or
+benchmarked as the published ``pulse-7b``.
 """
 
 from __future__ import annotations
@@ -115,12 +118,52 @@ def probe_matches(model, folder: str | Path) -> bool | None:
     return got.shape == expected.shape and bool((got == expected).all())
 
 
+def export_identity(model_config, run_name: str, base_checkpoint: str | None, step: int) -> dict:
+    """The ``pulse_identity`` an export records: this run, on top of what the model was trained from.
+
+    The base is the identity the starting checkpoint recorded (``pulse convert``, an earlier export),
+    else the one pulse knows for its hub id, else the checkpoint as given (``None``: built from config).
+    """
+    from pulse.models.checkpoint_info import IDENTITY_FIELD, checkpoint_identity
+
+    recorded = getattr(model_config, IDENTITY_FIELD, None)
+    if isinstance(recorded, dict) and recorded.get("name"):
+        base = recorded["name"]
+    elif base_checkpoint:
+        base = checkpoint_identity(base_checkpoint) or base_checkpoint
+    else:
+        base = None
+    return {
+        "name": run_name,
+        "source": base_checkpoint,
+        "source_format": "pulse-train",
+        "base": base,
+        "step": step,
+    }
+
+
 def export_checkpoint(
-    checkpoint_folder: str | Path, export_dir: str, storage: io.StorageOptions | None = None
+    checkpoint_folder: str | Path,
+    export_dir: str,
+    storage: io.StorageOptions | None = None,
+    *,
+    run_name: str | None = None,
+    base_checkpoint: str | None = None,
 ) -> ExportResult:
-    """Write ``checkpoint_folder`` (a local copy of a Ray checkpoint) to ``export_dir`` (local or S3)."""
+    """Write ``checkpoint_folder`` (a local copy of a Ray checkpoint) to ``export_dir`` (local or S3).
+
+    With ``run_name`` the export records its identity (``export_identity``); without it, whatever
+    identity the model's config carried is dropped rather than passed on to a model it no longer is.
+    """
+    from pulse.models.checkpoint_info import IDENTITY_FIELD
+
     model, processor, info = model_from_checkpoint(checkpoint_folder)
     match = probe_matches(model, checkpoint_folder)
+    if run_name:
+        identity = export_identity(model.config, run_name, base_checkpoint, int(info["step"]))
+        setattr(model.config, IDENTITY_FIELD, identity)
+    elif hasattr(model.config, IDENTITY_FIELD):
+        delattr(model.config, IDENTITY_FIELD)
     with tempfile.TemporaryDirectory(prefix="pulse-export-") as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)

@@ -157,7 +157,9 @@ def run(cfg: TrainConfig) -> TrainResult:
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             history = json.loads(Path(folder, STATE_FILE).read_text())["history"]
-            exported = export_checkpoint(folder, export_dir, cfg.storage)
+            exported = export_checkpoint(
+                folder, export_dir, cfg.storage, run_name=cfg.name, base_checkpoint=cfg.model.checkpoint
+            )
         metrics["export_probe_match"] = exported.probe_match
     metrics.update(_summarise(history))
     write_run_info(cfg, cfg.run_dir, "train", cfg.storage)

@@ -44,6 +44,8 @@ def test_pulse_7b_is_the_published_recipe():
         ("trainable.language_model=false", None),
         ("strategy=fsdp", "strategy"),
         ("lrr=1", "Unknown config key: lrr"),
+        ("name=pulse-7b", "name=pulse-7b is a published model's name"),
+        ("name=llava-v1.6-vicuna-7b", "e.g. llava-v1.6-vicuna-7b-repro"),
     ],
 )
 def test_bad_values_name_the_flag(override, message):
