@@ -167,7 +167,9 @@ class OpenAIIngress(ChatCalls):
             deadline = start + self.cfg.limits.request_timeout_s
             try:
                 payload = parse_json_body(await self._read_body(request))
-                req = parse_chat_request(payload, self.cfg.limits, list(self.models))
+                req = parse_chat_request(
+                    payload, self.cfg.limits, list(self.models), request.headers.get("x-request-id")
+                )
                 async with asyncio.timeout_at(_loop_time(deadline)):
                     images = await load_images(req.image_urls, self.cfg.limits, self.cfg.remote_images)
             except (TimeoutError, APIError) as exc:

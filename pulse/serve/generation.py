@@ -69,9 +69,7 @@ class ChatCalls:
         self._finish(req, err.status, start, result or {})
         if err.status == 429:
             return self._busy()
-        response = error_response(err, self.cfg.retry_after_s)
-        response.headers["X-Request-Id"] = req.request_id
-        return response
+        return error_response(err, self.cfg.retry_after_s)
 
     async def _complete(self, req: GenerationRequest, engine_request: dict, start: float, deadline: float):
         try:
@@ -85,7 +83,7 @@ class ChatCalls:
             req, result["text"], result["finish_reason"], result["prompt_tokens"], result["completion_tokens"]
         )
         self._finish(req, 200, start, result)
-        return JSONResponse(body, headers={"X-Request-Id": req.request_id})
+        return JSONResponse(body)  # Serve's proxy adds X-Request-ID (the id in the body, unprefixed)
 
     async def _open_stream(
         self, req: GenerationRequest, engine_request: dict, start: float, slot: _Slot
@@ -110,7 +108,7 @@ class ChatCalls:
         return StreamingResponse(
             body,
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Request-Id": req.request_id},
+            headers={"Cache-Control": "no-cache"},
         )
 
     async def _stream(self, req: GenerationRequest, first: dict, stream: Any, start: float, slot: _Slot):

@@ -7,6 +7,7 @@ turns an ``APIError`` into ``{"error": {"message", "type", "param", "code"}}``.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -104,7 +105,17 @@ class GenerationRequest:
     include_usage: bool = False
 
 
-def new_request_id() -> str:
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def new_request_id(serve_request_id: str | None = None) -> str:
+    """``chatcmpl-<id>``: the completion's id, logged with the request.
+
+    ``<id>`` is the one Ray Serve's proxy answers in ``X-Request-ID`` (the client's own
+    ``X-Request-ID`` when it sent a sane one), so the header, the body and the log line agree.
+    """
+    if serve_request_id and _CLIENT_REQUEST_ID.fullmatch(serve_request_id):
+        return f"chatcmpl-{serve_request_id}"
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
@@ -151,7 +162,9 @@ def validation_message(exc: ValidationError) -> tuple[str, str | None]:
     return f"Invalid request: {param}: {err['msg']}"[:500], param
 
 
-def parse_chat_request(payload: Any, limits: LimitsConfig, model_names: list[str]) -> GenerationRequest:
+def parse_chat_request(
+    payload: Any, limits: LimitsConfig, model_names: list[str], serve_request_id: str | None = None
+) -> GenerationRequest:
     """Validate a decoded JSON body against the protocol and the configured limits.
 
     Raises:
@@ -197,7 +210,7 @@ def parse_chat_request(payload: Any, limits: LimitsConfig, model_names: list[str
     if len(stop) > 4 or any(not s for s in stop):
         raise APIError(400, "stop: at most 4 non-empty strings", param="stop")
     return GenerationRequest(
-        request_id=new_request_id(),
+        request_id=new_request_id(serve_request_id),
         model=req.model,
         messages=messages,
         image_urls=image_urls,

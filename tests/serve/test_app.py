@@ -315,6 +315,20 @@ def test_request_logs_have_ids_and_tokens_but_no_keys_or_image_bytes(client, ray
     assert ecg_data_url.split(",", 1)[1][:64] not in text
 
 
+def test_one_request_id_in_the_header_body_and_log_and_the_clients_own_is_kept(endpoint, ecg_data_url):
+    url, auth = endpoint + "/chat/completions", {"Authorization": f"Bearer {API_KEY}"}
+    body = {"model": MODEL, "messages": [image_message("Id?", ecg_data_url)], "max_tokens": 2}
+    plain = httpx.post(url, json=body, headers=auth, timeout=120)
+    assert plain.headers.get_list("x-request-id") == [plain.headers["x-request-id"]]  # exactly one
+    assert plain.json()["id"] == f"chatcmpl-{plain.headers['x-request-id']}"
+    mine = httpx.post(url, json=body, headers={**auth, "X-Request-ID": "trace-42"}, timeout=120)
+    assert mine.headers.get_list("x-request-id") == ["trace-42"] and mine.json()["id"] == "chatcmpl-trace-42"
+    refused = httpx.post(url, json={**body, "max_tokens": -1}, headers={**auth, "X-Request-ID": "t-43"})
+    assert refused.status_code == 400 and refused.headers.get_list("x-request-id") == ["t-43"]
+    odd = httpx.post(url, json=body, headers={**auth, "X-Request-ID": "x" * 300}, timeout=120)
+    assert odd.status_code == 200 and odd.json()["id"].startswith("chatcmpl-") and len(odd.json()["id"]) < 40
+
+
 def test_web_page_and_static_files_are_served(endpoint):
     root = endpoint.removesuffix("/v1")
     page = httpx.get(root + "/")

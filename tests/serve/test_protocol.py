@@ -32,6 +32,15 @@ def test_valid_request_becomes_template_messages_and_image_list():
     assert req.request_id.startswith("chatcmpl-")
 
 
+def test_the_request_id_is_serves_when_it_is_sane():
+    from pulse.serve.protocol import new_request_id
+
+    assert new_request_id("3f2a-b.c:d_e") == "chatcmpl-3f2a-b.c:d_e"
+    for odd in (None, "", "x" * 129, "a b", "id\n"):
+        made = new_request_id(odd)
+        assert made.startswith("chatcmpl-") and len(made) == len("chatcmpl-") + 24
+
+
 def test_max_completion_tokens_is_honoured():
     assert parse(max_completion_tokens=20).max_tokens == 20
 
