@@ -107,6 +107,12 @@ def _main(argv: list[str] | None) -> int:
     if not args.job:
         parser.print_help()
         return 2
+    if argv is None and not getattr(args, "print_config", False):
+        # The console script running a job: Ray's C++ noise on fd 2 stays off the terminal (not
+        # with --verbose; see pulse/stderr_filter.py). Not for main([...]) called in-process.
+        from pulse.stderr_filter import install
+
+        install()
     if getattr(args, "_import_error", None):
         print(f"pulse {args.job}: unavailable ({args._import_error})", file=sys.stderr)
         return 2
