@@ -2,7 +2,8 @@
 
 Each entry point loads the job's typed config (``--config`` plus ``key.sub=value``
 overrides), connects to Ray (``RAY_ADDRESS``, which the Jobs API sets for the driver,
-or an embedded local Ray) and calls the same ``run(cfg)`` as the ``pulse`` CLI.
+or an embedded local Ray), calls the same ``run(cfg)`` as the ``pulse`` CLI and, as the CLI
+does, prints the job's summary and exits with its code (``pulse.jobs.finish``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def load_job(job: str):
 def run_job(job: str, argv: list[str] | None = None) -> int:
     """Parse ``--config`` + overrides, connect to Ray, call ``run(cfg)``; returns the exit code."""
     from pulse.config import ConfigError, load_config
+    from pulse.jobs import finish
     from pulse.runtime import init_ray
 
     parser = argparse.ArgumentParser(prog=f"jobs/{job}.py", description=f"Ray Jobs entry point: {job}")
@@ -42,5 +44,4 @@ def run_job(job: str, argv: list[str] | None = None) -> int:
         print(f"jobs/{job}.py: {exc}", file=sys.stderr)
         return 2
     init_ray(getattr(cfg, "ray", None))
-    result = module.run(cfg)
-    return int(result) if isinstance(result, int) else 0
+    return finish(module.run(cfg))

@@ -17,7 +17,7 @@ import os
 import sys
 
 from pulse.config import ConfigError, load_config
-from pulse.jobs import JOBS
+from pulse.jobs import JOBS, finish
 
 CONFIG_JOBS: dict[str, tuple[str, str]] = {
     name: (job.module_name, job.summary) for name, job in JOBS.items() if job.cli and job.kind == "config"
@@ -130,8 +130,7 @@ def _main(argv: list[str] | None) -> int:
             sys.stdout.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
             sys.stdout.flush()
             return 0
-        result = module.run(cfg)
-        return int(result) if isinstance(result, int) else 0
+        return finish(module.run(cfg))
     return 2
 
 

@@ -2,7 +2,9 @@
 KubeRay manifest generator (``cluster/manifests.py``).
 
 A config job's module exposes ``CONFIG_CLASS`` (or names its config class after a colon) and
-``run(cfg)``; a command job's module exposes ``add_arguments(parser)`` and ``main(args)``.
+``run(cfg)``, which returns a ``pulse.summary.StageSummary``; :func:`finish` is the one place that
+prints it and turns it into the exit code (the CLI and ``jobs/*.py`` call it). A command job's module
+exposes ``add_arguments(parser)`` and ``main(args)``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from typing import Literal
+
+from pulse.summary import StageSummary
 
 
 @dataclass(frozen=True)
@@ -134,3 +138,16 @@ def load_job(name: str):
         if not hasattr(module, attribute):
             raise JobUnavailable(f"job {name!r}: {job.module_name} has no {attribute}")
     return module, getattr(module, job.config_attribute)
+
+
+def finish(result: StageSummary | int | None) -> int:
+    """A config job's ``run(cfg)`` result, shown: prints the summary, returns the exit code.
+
+    The one place the CLI and ``jobs/*.py`` (and ``pulse ecgbench sweep``) map a job's result to
+    what the terminal shows and the process exit status. An ``int`` is taken as the exit code
+    (``pulse.demo``'s ``run`` still returns one); ``None`` is 0.
+    """
+    if isinstance(result, StageSummary):
+        result.print()
+        return result.exit_code
+    return int(result or 0)

@@ -1,4 +1,9 @@
-"""Job summaries: row counts, error rows counted by reason, the errors/ sink."""
+"""Job summaries: row counts, error rows counted by reason, the errors/ sink.
+
+Every job's ``run(cfg)`` returns a :class:`StageSummary` (or a subclass: train's ``TrainResult``,
+the ECGBench sweep's ``SweepResult``); the CLI and ``jobs/*.py`` print it and exit with its
+``exit_code`` in one place, ``pulse.jobs.finish``. A job prints its progress, not its summary.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from pulse.errors import error_reason
 
 @dataclass
 class StageSummary:
-    """What one stage did: rows in/out, errors by reason, where it wrote."""
+    """What one job did: rows ok, error rows by reason, where it wrote, its exit code."""
 
     stage: str
     rows_ok: int = 0
@@ -22,6 +27,9 @@ class StageSummary:
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    exit_code: int = 0
+    """0 when the job did its work, error rows included (bad input never fails a job); non-zero
+    when a job fails as a whole without raising (the demo's endpoint check)."""
 
     @classmethod
     def from_errors(cls, stage: str, errors: Iterable[str | None], **kwargs: Any) -> StageSummary:

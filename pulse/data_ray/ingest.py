@@ -196,7 +196,7 @@ def _dataset(ray, items: list[dict[str, Any]], batch_size: int):
 
 
 def run(cfg: IngestConfig) -> StageSummary:
-    """Run the ingest job (see module doc); prints and returns its summary."""
+    """Run the ingest job (see module doc); returns its summary (``pulse.jobs.finish`` prints it)."""
     started = time.time()
     storage = cfg.storage
     state = resume.prepare(
@@ -204,9 +204,7 @@ def run(cfg: IngestConfig) -> StageSummary:
     )
     if state.status == "done":
         print(resume.nothing_to_do("ingest", cfg.output_dir), flush=True)
-        summary = StageSummary(**state.done)
-        summary.print()
-        return summary
+        return StageSummary(**state.done)
     ray = init_ray(cfg.ray)
     out = {name: io.join(cfg.output_dir, name) for name in ("records", "errors", "ecgqa")}
     for folder in out.values():
@@ -284,7 +282,6 @@ def run(cfg: IngestConfig) -> StageSummary:
         n_qa_ok = sum(e is None for e in qa_errors)
         summary.extra["ecgqa_rows"] = f"{n_qa_ok} ok, {len(qa_errors) - n_qa_ok} errors"
     resume.mark_done(cfg.output_dir, summary.__dict__, storage)
-    summary.print()
     return summary
 
 

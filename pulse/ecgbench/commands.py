@@ -146,10 +146,10 @@ def sweep(args: argparse.Namespace) -> int:
     from pulse.config import ConfigError, load_config
     from pulse.ecgbench.sweep import SweepConfig
     from pulse.ecgbench.sweep import run as run_sweep
+    from pulse.jobs import finish
 
     try:
         cfg = load_config(SweepConfig, args.config, args.overrides)
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
-    run_sweep(cfg)
-    return 0
+    return finish(run_sweep(cfg))

@@ -10,6 +10,9 @@ table with published reference rows, plus an error-row summary), ``plots/*.png``
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -23,7 +26,9 @@ from pulse.ecgbench.results import csv_text, jsonable
 from pulse.ecgbench.runner import EndpointConfig, run_items
 from pulse.ecgbench.score import read_predictions, score_items
 from pulse.ecgbench.subsets import SUBSETS
+from pulse.errors import error_reason
 from pulse.runtime import RayOptions
+from pulse.summary import StageSummary
 
 
 class SweepConfig(StrictModel):
@@ -66,10 +71,23 @@ class SweepConfig(StrictModel):
         return value
 
 
+@dataclass
+class SweepResult(StageSummary):
+    """The sweep's summary: items answered / error rows by reason over every model and subset, the
+    results files, plus the scored rows and the markdown table it prints above them."""
+
+    stage: str = "ecgbench-sweep"
+    results: list[dict] = field(default_factory=list)
+    """One row per model x subset x mode, as in ``results.json``."""
+    markdown: str = ""
+
+    def lines(self) -> list[str]:
+        return [*self.markdown.rstrip("\n").splitlines(), "", *super().lines()]
+
+
 def _score_subset(
-    cfg: SweepConfig, model: EndpointConfig, subset: str, items: list[dict], preds_path: str
+    cfg: SweepConfig, model: EndpointConfig, subset: str, items: list[dict], preds: list[dict]
 ) -> list[dict]:
-    preds = read_predictions(preds_path, cfg.storage)
     error_rows = sum(1 for p in preds if p["error"])
     if SUBSETS[subset].kind in ("report", "arena"):
         if cfg.judge is None:
@@ -93,19 +111,26 @@ def _score_subset(
     return rows
 
 
-def run(cfg: SweepConfig) -> dict:
-    """Run the sweep; returns ``{"results": [...], "outputs": {...}}``."""
+def run(cfg: SweepConfig) -> SweepResult:
+    """Run the sweep; returns its ``SweepResult`` (``results``, ``outputs``, the table), which
+    ``pulse.jobs.finish`` prints."""
     from pulse.runtime import init_ray
 
+    started = time.time()
     init_ray(cfg.ray)
     write_run_info(cfg, cfg.output_dir, "ecgbench-sweep", cfg.storage)
     results: list[dict] = []
+    answered = 0
+    reasons: Counter[str] = Counter()
     for subset in cfg.subsets:
         items = load_subset(cfg.gold, subset, allow_partial=cfg.allow_partial, storage=cfg.storage)
         for model in cfg.models:
             preds_path = io.join(cfg.output_dir, "predictions", model.name, f"{subset}.jsonl")
             run_items(items, model, preds_path, cfg.storage)
-            results.extend(_score_subset(cfg, model, subset, items, preds_path))
+            preds = read_predictions(preds_path, cfg.storage)
+            answered += sum(1 for p in preds if not p["error"])
+            reasons.update(error_reason(p["error"]) for p in preds if p["error"])
+            results.extend(_score_subset(cfg, model, subset, items, preds))
     results = [jsonable(r) for r in results]
     headline = [r for r in results if r.get("mode") == cfg.mode]
     published = report.load_published(cfg.published_scores)
@@ -126,5 +151,12 @@ def run(cfg: SweepConfig) -> dict:
         from pulse.ecgbench.plots import plot_sweep
 
         outputs.update(plot_sweep(headline, plot_dir, published, cfg.reference_models, cfg.storage))
-    print(markdown, flush=True)
-    return {"results": results, "outputs": outputs}
+    return SweepResult(
+        rows_ok=answered,
+        rows_error=sum(reasons.values()),
+        errors_by_reason=dict(sorted(reasons.items())),
+        outputs=outputs,
+        seconds=time.time() - started,
+        results=results,
+        markdown=markdown,
+    )

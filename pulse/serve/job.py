@@ -20,6 +20,7 @@ from typing import Any
 from pulse.runtime import init_ray
 from pulse.serve.auth import check_binding, key_digest, load_api_keys
 from pulse.serve.config import ServeConfig
+from pulse.summary import StageSummary
 
 CONFIG_CLASS = ServeConfig
 
@@ -107,8 +108,10 @@ def stop(cfg: ServeConfig) -> None:
     serve.delete(cfg.app_name)
 
 
-def run(cfg: ServeConfig) -> int:
-    """``pulse serve``: start, print the URL, block until Ctrl-C/SIGTERM, then stop gracefully."""
+def run(cfg: ServeConfig) -> StageSummary:
+    """``pulse serve``: start, print the URL, block until Ctrl-C/SIGTERM, then stop gracefully;
+    returns the summary of the session (URL, models, how long it served)."""
+    started = time.time()
     url = start(cfg)
     print(
         f"pulse serve: {', '.join(m.name for m in cfg.models)} at {url}  (web page: {url[:-3]}/)", flush=True
@@ -120,4 +123,9 @@ def run(cfg: ServeConfig) -> int:
         time.sleep(0.5)
     print("pulse serve: stopping (finishing in-flight requests)", flush=True)
     stop(cfg)
-    return 0
+    return StageSummary(
+        "serve",
+        outputs={"url": url},
+        seconds=time.time() - started,
+        extra={"models": ", ".join(m.name for m in cfg.models)},
+    )

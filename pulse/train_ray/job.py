@@ -120,7 +120,8 @@ def _summarise(history: list[list[float]]) -> dict[str, float]:
 
 
 def run(cfg: TrainConfig) -> TrainResult:
-    """Train, checkpoint, export; prints and returns its ``TrainResult`` (a ``StageSummary``)."""
+    """Train, checkpoint, export; returns its ``TrainResult`` (a ``StageSummary``, which
+    ``pulse.jobs.finish`` prints)."""
     started = time.time()
     if not io.is_remote(cfg.storage_path):  # workers run in their own working directories
         cfg = cfg.model_copy(update={"storage_path": str(Path(cfg.storage_path).absolute())})
@@ -137,9 +138,7 @@ def run(cfg: TrainConfig) -> TrainResult:
     )
     if state.status == "done" and state.done.get("budget") == budget:
         print(resume.nothing_to_do("train", cfg.run_dir), flush=True)
-        result = TrainResult(**state.done["result"])
-        result.print()
-        return result
+        return TrainResult(**state.done["result"])
     if cfg.overwrite and cfg.export_dir:
         io.delete(cfg.export_dir, cfg.storage)
     resume.clear_done(cfg.run_dir, cfg.storage)
@@ -187,7 +186,6 @@ def run(cfg: TrainConfig) -> TrainResult:
         skipped_by_reason=skipped,
         history=history,
     )
-    outcome.print()
     record = {"budget": budget, "result": dataclasses.asdict(outcome)}
     resume.mark_done(cfg.run_dir, record, cfg.storage)
     return outcome

@@ -82,7 +82,7 @@ def _parquet_of(cfg, source) -> str:
 
     out = io.join(cfg.run_dir, "imported", source.name)
     if not io.exists(io.join(out, "summary.json"), cfg.storage):
-        import_llava(
+        imported = import_llava(
             LlavaImportConfig(
                 input=source.path,
                 images=_images_config(source.images, cfg.storage),
@@ -91,6 +91,7 @@ def _parquet_of(cfg, source) -> str:
                 storage=cfg.storage,
             )
         )
+        imported.print()  # a step inside train: its own summary line, as `pulse import-llava` shows it
     return io.join(out, "parquet", "split=train")
 
 

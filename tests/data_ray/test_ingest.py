@@ -46,9 +46,7 @@ def corrupt_cinc(tmp_path):
     return root
 
 
-def test_ingest_all_kinds_with_bad_inputs(
-    ray_session, tmp_path, corrupt_cinc, mimic_root, code15_root, capsys
-):
+def test_ingest_all_kinds_with_bad_inputs(ray_session, tmp_path, corrupt_cinc, mimic_root, code15_root):
     out = tmp_path / "out"
     cfg = IngestConfig(
         output_dir=str(out),
@@ -110,7 +108,7 @@ def test_ingest_all_kinds_with_bad_inputs(
         "truncated_signal": 1,
     }
     assert summary.rows_ok == records.num_rows + len(ok_qa)
-    printed = capsys.readouterr().out
+    printed = "\n".join(summary.lines())  # what `pulse ingest` prints (pulse.jobs.finish)
     assert "error missing_file: 2" in printed and "code15=3(+2 err)" in printed
     info = json.loads((out / "run_info.json").read_text())
     assert info["job"] == "ingest" and info["config"]["target_fs"] == 250

@@ -37,7 +37,7 @@ def test_markdown_table_paper_layout():
     assert "| mine | 70.0 | – | 12.0 | 60.0 | 20.0 | 10.0 |" in lines
 
 
-def test_sweep_two_endpoints_resumable(ray_session, tmp_path):
+def test_sweep_two_endpoints_resumable(ray_session, tmp_path, capsys):
     bench = str(tmp_path / "bench")
     write_hf_subset(bench, "cpsc-test", fixture_rows("cpsc_test_sample.json"))
     write_hf_subset(bench, "g12-test-no-cot", mcq_rows("g12", ["B. AF", "H. SB", "A. NORM"]))
@@ -75,6 +75,8 @@ def test_sweep_two_endpoints_resumable(ray_session, tmp_path):
         assert pulse_main(["ecgbench", "sweep", "--config", str(path)]) == 0
         asked = (len(a.requests), len(b.requests))
         assert asked == (2 + 3, 2 + 3)
+        printed = capsys.readouterr().out  # the table, then the sweep's summary (pulse.jobs.finish)
+        assert "# ECGBench sweep (paper mode)" in printed and "\n[ecgbench-sweep] ok=10 errors=0 (" in printed
         assert pulse_main(["ecgbench", "sweep", "--config", str(path), "plots=false"]) == 0
         assert (len(a.requests), len(b.requests)) == asked  # resumed: nothing asked again
     out = tmp_path / "sweep"
@@ -156,3 +158,24 @@ def offline_answer(checkpoint, bench: str, question: str, max_new_tokens: int = 
     out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
     new_tokens = out[0, inputs["input_ids"].shape[1] :]
     return processor.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+
+
+def test_sweep_result_is_a_stage_summary_printed_below_its_table(capsys):
+    from pulse.ecgbench.sweep import SweepResult
+    from pulse.jobs import finish
+    from pulse.summary import StageSummary
+
+    result = SweepResult(
+        rows_ok=5,
+        rows_error=1,
+        errors_by_reason={"engine_error": 1},
+        outputs={"table": "out/results.md"},
+        results=[{"model": "m", "subset": "ptb-test", "mode": "paper", "n": 6}],
+        markdown="# ECGBench sweep (paper mode)\n\n| Model |\n",
+    )
+    assert isinstance(result, StageSummary) and result.stage == "ecgbench-sweep"
+    assert finish(result) == 0
+    assert capsys.readouterr().out == (
+        "# ECGBench sweep (paper mode)\n\n| Model |\n\n[ecgbench-sweep] ok=5 errors=1 (0.0s)\n"
+        "    error engine_error: 1\n    table: out/results.md\n"
+    )

@@ -6,6 +6,7 @@ import json
 
 from pulse import io
 from pulse.config import StrictModel
+from pulse.summary import StageSummary
 
 
 class ProbeConfig(StrictModel):
@@ -16,7 +17,7 @@ class ProbeConfig(StrictModel):
 CONFIG_CLASS = ProbeConfig
 
 
-def run(cfg: ProbeConfig) -> int:
+def run(cfg: ProbeConfig) -> StageSummary:
     import ray
 
     @ray.remote(num_cpus=0.1)
@@ -25,4 +26,4 @@ def run(cfg: ProbeConfig) -> int:
 
     values = ray.get([square.remote(i) for i in range(cfg.items)])
     io.write_text(cfg.output, json.dumps(values))
-    return 3
+    return StageSummary("probe", rows_ok=len(values), outputs={"output": cfg.output}, exit_code=3)

@@ -46,11 +46,12 @@ def test_cli_lists_every_registered_cli_job():
             assert f"    {name}" in help_text, name
 
 
-def test_run_job_loads_config_with_overrides_and_runs_on_ray(entry, ray_session, tmp_path):
+def test_run_job_loads_config_with_overrides_and_runs_on_ray(entry, ray_session, tmp_path, capsys):
     config = tmp_path / "probe.yaml"
     config.write_text(f"output: {tmp_path / 'out.json'}\nitems: 2\n")
     code = entry.run_job("probe", ["--config", str(config), "items=4"])
-    assert code == 3
+    assert code == 3  # the summary's exit_code
+    assert capsys.readouterr().out.startswith("[probe] ok=4 errors=0 (")  # and its summary, printed
     assert json.loads((tmp_path / "out.json").read_text()) == [0, 1, 4, 9]
 
 

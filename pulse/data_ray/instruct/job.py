@@ -121,7 +121,8 @@ def write_shards(cfg: BuildConfig, rows, wanted_records: set[str]) -> list[dict]
 
 
 def run(cfg: BuildConfig) -> StageSummary:
-    """Run the build; prints and returns its summary (rows per split, errors by reason, outputs)."""
+    """Run the build; returns its summary (rows per split, errors by reason, outputs), which
+    ``pulse.jobs.finish`` prints."""
     started = time.time()
     state = resume.prepare(
         cfg,
@@ -134,9 +135,7 @@ def run(cfg: BuildConfig) -> StageSummary:
     )
     if state.status == "done":
         print(resume.nothing_to_do("build", cfg.output_dir), flush=True)
-        summary = StageSummary(**state.done)
-        summary.print()
-        return summary
+        return StageSummary(**state.done)
     init_ray(cfg.ray)
     done = (
         completed_shards(cfg.output_dir, cfg.write.num_shards, cfg.storage)
@@ -174,5 +173,4 @@ def run(cfg: BuildConfig) -> StageSummary:
     )
     io.write_text(io.join(cfg.output_dir, "stats", "summary.json"), summary.to_json(), cfg.storage)
     resume.mark_done(cfg.output_dir, summary.__dict__, cfg.storage)
-    summary.print()
     return summary

@@ -193,7 +193,8 @@ class Importer:
 
 
 def run(cfg: LlavaImportConfig) -> StageSummary:
-    """Import ``cfg.input``; prints and returns the summary (also written to ``summary.json``)."""
+    """Import ``cfg.input``; returns the summary (also written to ``summary.json``; printed by
+    ``pulse.jobs.finish``)."""
     started = time.time()
     if not io.exists(cfg.input, cfg.storage):
         raise FileNotFoundError(f"input {cfg.input} does not exist")
@@ -221,7 +222,6 @@ def run(cfg: LlavaImportConfig) -> StageSummary:
     summary.rows_error = sum(counts.values())
     summary.errors_by_reason = counts
     io.write_text(io.join(cfg.output_dir, "summary.json"), summary.to_json(), cfg.storage)
-    summary.print()
     return summary
 
 

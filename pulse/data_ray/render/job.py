@@ -66,7 +66,7 @@ NOT_IN_FINGERPRINT = ("output_dir", "batch_size", "concurrency", "num_cpus")
 
 
 def run(cfg: RenderConfig) -> StageSummary:
-    """Render every record under ``cfg.input_dir``; prints and returns the stage summary."""
+    """Render every record under ``cfg.input_dir``; returns the summary (``pulse.jobs.finish`` prints it)."""
     started = time.time()
     records_dir = io.join(cfg.input_dir, "records")
     if not io.list_files(records_dir, "*.parquet", cfg.storage):
@@ -76,9 +76,7 @@ def run(cfg: RenderConfig) -> StageSummary:
     )
     if state.status == "done":
         print(resume.nothing_to_do("render", cfg.output_dir), flush=True)
-        summary = StageSummary(**state.done)
-        summary.print()
-        return summary
+        return StageSummary(**state.done)
     if state.status == "resume":  # interrupted: its parts have random names, so start the parts over
         for name in OUTPUTS:
             io.delete(io.join(cfg.output_dir, name), cfg.storage)
@@ -121,5 +119,4 @@ def run(cfg: RenderConfig) -> StageSummary:
         extra={"images_per_s": round(sink.rows_ok / max(seconds, 1e-9), 2)},
     )
     resume.mark_done(cfg.output_dir, summary.__dict__, cfg.storage)
-    summary.print()
     return summary

@@ -1,0 +1,37 @@
+"""The job registry's one result contract: every config job's run(cfg) returns a StageSummary, and
+pulse.jobs.finish prints it and gives the exit code (for the CLI and jobs/*.py alike)."""
+
+from __future__ import annotations
+
+import importlib
+import typing
+
+import pytest
+
+from pulse.jobs import JOBS, finish
+from pulse.summary import StageSummary
+
+
+def test_finish_prints_the_summary_and_returns_its_exit_code(capsys):
+    summary = StageSummary("render", rows_ok=3, rows_error=1, errors_by_reason={"nan_signal": 1})
+    assert finish(summary) == 0  # error rows do not fail a job
+    assert capsys.readouterr().out == "[render] ok=3 errors=1 (0.0s)\n    error nan_signal: 1\n"
+    assert finish(StageSummary("demo", exit_code=1)) == 1
+    assert capsys.readouterr().out.startswith("[demo] ok=0 errors=0")
+
+
+def test_finish_takes_a_bare_exit_code_and_none():
+    assert finish(1) == 1 and finish(0) == 0 and finish(None) == 0
+
+
+# pulse.demo's run still returns its exit code (int); finish accepts it until it returns a summary.
+RETURNS_INT = {"demo"}
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, job in JOBS.items() if job.kind == "config" and n not in RETURNS_INT)
+)
+def test_every_config_job_returns_a_stage_summary(name):
+    module = importlib.import_module(JOBS[name].module_name)
+    returns = typing.get_type_hints(module.run)["return"]
+    assert isinstance(returns, type) and issubclass(returns, StageSummary), (name, returns)
