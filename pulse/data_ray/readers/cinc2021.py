@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from pulse import io
-from pulse.data_ray.readers.config import SourceConfig
+from pulse.data_ray.readers.config import Rows, SourceConfig, Storage, Unit
 from pulse.data_ray.readers.labels import snomed_to_std
 from pulse.data_ray.readers.signal import ReadError, RecordRef, hash_split, parse_age, parse_sex
 from pulse.data_ray.readers.wfdb_io import finished_signal, parse_comments, read_wfdb
@@ -69,12 +69,7 @@ def plan(source: SourceConfig, storage: io.StorageOptions | None = None) -> list
     return units[: source.limit] if source.limit is not None else units
 
 
-def read(
-    source: SourceConfig,
-    unit: dict[str, Any],
-    storage: io.StorageOptions | None = None,
-    target_fs: float | None = None,
-) -> list[dict[str, Any]]:
+def read(source: SourceConfig, unit: Unit, storage: Storage = None, target_fs: float | None = None) -> Rows:
     """The record row (or error row) of one CinC-2021 header."""
     dataset = unit["dataset"]
     ref = RecordRef(f"{dataset}/{native_id(unit['name'], dataset)}", dataset, unit["header_path"])

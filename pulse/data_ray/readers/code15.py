@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from pulse import io
-from pulse.data_ray.readers.config import SourceConfig
+from pulse.data_ray.readers.config import Rows, SourceConfig, Storage, Unit
 from pulse.data_ray.readers.labels import CODE15_LABELS, CODE15_TO_STD, map_codes
 from pulse.data_ray.readers.signal import (
     ReadError,
@@ -156,12 +156,7 @@ def _record(source, unit, exam, tracing, target_fs) -> dict[str, Any]:
     )
 
 
-def read(
-    source: SourceConfig,
-    unit: dict[str, Any],
-    storage: io.StorageOptions | None = None,
-    target_fs: float | None = None,
-) -> list[dict[str, Any]]:
+def read(source: SourceConfig, unit: Unit, storage: Storage = None, target_fs: float | None = None) -> Rows:
     """Record rows for one chunk of exams of one HDF5 part."""
     exams = sorted(unit["exams"], key=lambda e: e["row"])
     try:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from pulse import io
 from pulse.config import StrictModel
+
+Unit = dict[str, Any]
+"""One read unit: the small JSON-able dict a reader's ``plan`` makes and its ``read`` takes."""
+Rows = list[dict[str, Any]]
+"""What a reader's ``read`` returns: ``RECORD_SCHEMA`` rows (good or error), see ``signal.make_record``."""
+Storage = io.StorageOptions | None
 
 BUNDLED_ROOT = Path(__file__).resolve().parents[2] / "assets" / "realdata"
 SourceKind = Literal["ptbxl", "mimic", "code15", "cinc2021", "ecgqa"]

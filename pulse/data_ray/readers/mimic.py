@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from pulse import io
-from pulse.data_ray.readers.config import SourceConfig
+from pulse.data_ray.readers.config import Rows, SourceConfig, Storage, Unit
 from pulse.data_ray.readers.labels import mimic_statements_to_std
 from pulse.data_ray.readers.signal import ReadError, RecordRef, hash_split
 from pulse.data_ray.readers.wfdb_io import finished_signal, read_wfdb
@@ -96,12 +96,7 @@ def plan(source: SourceConfig, storage: io.StorageOptions | None = None) -> list
     return units
 
 
-def read(
-    source: SourceConfig,
-    unit: dict[str, Any],
-    storage: io.StorageOptions | None = None,
-    target_fs: float | None = None,
-) -> list[dict[str, Any]]:
+def read(source: SourceConfig, unit: Unit, storage: Storage = None, target_fs: float | None = None) -> Rows:
     """The record row (or error row) of one ``record_list.csv`` row."""
     ref = RecordRef(
         f"mimic/{unit['study_id']}", "mimic", io.join(source.resolved_root(), unit["path"] + ".hea")

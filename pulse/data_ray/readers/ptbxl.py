@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from pulse import io
-from pulse.data_ray.readers.config import SourceConfig
+from pulse.data_ray.readers.config import Rows, SourceConfig, Storage, Unit
 from pulse.data_ray.readers.labels import PTBXL_TO_STD, map_codes, ptbxl_superclasses
 from pulse.data_ray.readers.signal import ReadError, RecordRef, parse_age, plain_value
 from pulse.data_ray.readers.wfdb_io import finished_signal, read_wfdb
@@ -111,12 +111,7 @@ def _rate_files(source: SourceConfig, unit: dict[str, Any]) -> list[str]:
     return [n for n in names if n]
 
 
-def read(
-    source: SourceConfig,
-    unit: dict[str, Any],
-    storage: io.StorageOptions | None = None,
-    target_fs: float | None = None,
-) -> list[dict[str, Any]]:
+def read(source: SourceConfig, unit: Unit, storage: Storage = None, target_fs: float | None = None) -> Rows:
     """The record row (or error row) of one ``ptbxl_database.csv`` row."""
     root = source.resolved_root()
     ecg_id = int(unit["ecg_id"])
