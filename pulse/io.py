@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -119,8 +120,7 @@ class Folder:
     def write_bytes(self, data: bytes, *parts: str) -> None:
         target = self.inner(*parts)
         self.fs.create_dir(posixpath.dirname(target), recursive=True)
-        with self.fs.open_output_stream(target) as stream:
-            stream.write(data)
+        write_whole(self.fs, target, data)
 
     def write_text(self, text: str, *parts: str) -> None:
         self.write_bytes(text.encode("utf-8"), *parts)
@@ -174,8 +174,27 @@ def write_bytes(path: str | os.PathLike, data: bytes, storage: StorageOptions | 
     parent = posixpath.dirname(inner) if is_remote(path) else str(Path(inner).parent)
     if parent:
         fs.create_dir(parent, recursive=True)
-    with fs.open_output_stream(inner) as stream:
-        stream.write(data)
+    write_whole(fs, inner, data)
+
+
+def write_whole(fs: pafs.FileSystem, target: str, data: bytes) -> None:
+    """Write ``target`` so that readers (and a rerun after a crash) see the old file or the whole new
+    one, never a torn one: locally through a hidden temporary file renamed over the target; on S3 an
+    object only appears when its upload completes."""
+    if not isinstance(fs, pafs.LocalFileSystem):
+        with fs.open_output_stream(target) as stream:
+            stream.write(data)
+        return
+    directory, name = posixpath.split(target)
+    partial = posixpath.join(directory, f".{name}.{uuid.uuid4().hex}.partial")  # hidden: readers skip it
+    try:
+        with fs.open_output_stream(partial) as stream:
+            stream.write(data)
+        fs.move(partial, target)
+    except BaseException:
+        if fs.get_file_info(partial).type == pafs.FileType.File:
+            fs.delete_file(partial)
+        raise
 
 
 def write_text(path: str | os.PathLike, text: str, storage: StorageOptions | None = None) -> None:

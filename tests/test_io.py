@@ -1,4 +1,11 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pyarrow as pa
+import pytest
 
 from pulse import io
 
@@ -48,3 +55,47 @@ def test_storage_error_message_names_the_cause_and_the_settings():
     )
     assert io.storage_error_message(OSError("[Errno 28] No space left on device")) is None
     assert io.storage_error_message(ValueError("AWS Error but not an OSError")) is None
+
+
+WRITER = """
+import sys
+from pulse import io
+io.write_bytes(sys.argv[1], b"n" * (400 << 20))
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("via", ["function", "folder"])
+def test_a_write_killed_midway_leaves_the_old_file_whole(tmp_path, via):
+    """A rerun after a crash reads resume markers and checkpoints: a file is the old one or the whole
+    new one, never torn (SIGKILL while 400 MiB are being written)."""
+    target = tmp_path / "marker.json"
+    target.write_bytes(b"old")
+    code = (
+        WRITER
+        if via == "function"
+        else WRITER.replace(
+            "io.write_bytes(sys.argv[1],", "io.Folder(sys.argv[1].rsplit('/', 1)[0]).write_bytes("
+        ).replace('b"n" * (400 << 20))', 'b"n" * (400 << 20), "marker.json")')
+    )
+    writer = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not any(len(name) > len("marker.json") for name in os.listdir(tmp_path)) and (
+        target.stat().st_size == 3
+    ):
+        assert writer.poll() is None and time.monotonic() < deadline, "the writer never started writing"
+        time.sleep(0.001)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert target.read_bytes() == b"old"
+    survivors = os.listdir(tmp_path)
+    assert survivors[0] == "marker.json" or survivors[0].startswith(".marker.json.")  # hidden partial
+    io.write_bytes(str(target), b"new")
+    assert target.read_bytes() == b"new"
+    assert [name for name in os.listdir(tmp_path) if not name.startswith(".")] == ["marker.json"]
+
+
+def test_a_failed_write_removes_its_partial_file(tmp_path):
+    with pytest.raises(TypeError):
+        io.write_bytes(str(tmp_path / "x.bin"), object())  # not bytes: the write fails inside the stream
+    assert os.listdir(tmp_path) == []
