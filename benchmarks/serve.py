@@ -3,6 +3,7 @@
     python benchmarks/serve.py                      # tiny random LLaVA-NeXT, 64 requests, 8 clients
     python benchmarks/serve.py --checkpoint outputs/demo/train/hf --requests 200 --concurrency 16
     python benchmarks/serve.py --overload --requests 120   # 2x saturation: 429s, no 5xx, /health up
+    python benchmarks/serve.py --overload --flood 4 --requests 96  # 4x: replica memory stays where 2x left it
 
 Each load runs from a second process on 127.0.0.1 (N concurrent clients, M requests, then it
 stops) and prints req/s, p50/p90/p99 latency and the error count. Ratios compare runs made
@@ -181,36 +182,69 @@ def peak_rss_mb(pid: int) -> float:
         return int(next(line for line in status if line.startswith("VmHWM:")).split()[1]) / 1024
 
 
-def overload(checkpoint: str, args) -> int:
-    """Deploy one replica with small queues, flood it at 2x saturation, print the table."""
-    from ray import serve
-    from ray.util.state import list_actors
-
-    from pulse.serve import job
-    from pulse.serve.app import admission_limit
+def serve_config(checkpoint: str, args, **overrides):
+    """One replica of ``checkpoint`` on the transformers engine, no API key, for the load runs."""
     from pulse.serve.config import ServeConfig
 
-    cfg = ServeConfig.model_validate(
+    tokens = max(args.max_tokens, 16)
+    return ServeConfig.model_validate(
         {
-            "models": [{"name": args.model, "checkpoint": checkpoint, "torch_threads": args.torch_threads}],
+            "models": [
+                {
+                    "name": args.model,
+                    "checkpoint": checkpoint,
+                    "max_batch_size": overrides.pop("max_batch_size", args.batch_size),
+                    "engine": {"kind": "transformers", "torch_threads": args.torch_threads},
+                }
+            ],
             "port": args.port,
             "num_cpus": args.num_cpus,
             "auth": {"api_key_env": None},
             "autoscaling": {"min_replicas": 1, "max_replicas": 1},
-            "max_ongoing_requests": args.max_ongoing,
-            "max_queued_requests": args.max_queued,
-            "limits": {"max_images": args.images, "max_tokens_cap": max(args.max_tokens, 16)},
+            "limits": {"max_tokens_cap": tokens, "default_max_tokens": tokens},
+            **overrides,
         }
     )
+
+
+def overload_config(checkpoint: str, args):
+    """Small queues (``--max-ongoing`` + ``--max-queued``) and room for ``--images`` per request."""
+    tokens = max(args.max_tokens, 16)
+    return serve_config(
+        checkpoint,
+        args,
+        max_ongoing_requests=args.max_ongoing,
+        max_queued_requests=args.max_queued,
+        limits={"max_images": args.images, "max_tokens_cap": tokens, "default_max_tokens": tokens},
+    )
+
+
+def replica_pid(title: str) -> int:
+    """The pid of the Ray worker whose process title names ``title`` (the embedded Ray runs no
+    dashboard, so Ray's state API is not there to ask)."""
+    import psutil
+
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if any(title in part for part in proc.info["cmdline"] or ()):
+            return proc.info["pid"]
+    raise RuntimeError(f"no process titled {title}")
+
+
+def overload(checkpoint: str, args) -> int:
+    """Deploy one replica with small queues, flood it at ``--flood`` x saturation, print the table."""
+    from ray import serve
+
+    from pulse.serve import job
+    from pulse.serve.app import admission_limit
+
+    cfg = overload_config(checkpoint, args)
     saturation = admission_limit(cfg)
     url = job.start(cfg)
     model_pid = serve.get_deployment_handle(job.deployment_name(args.model), app_name=cfg.app_name)
     model_pid = model_pid.stats.remote().result(timeout_s=300)["pid"]
-    ingress_pid = next(
-        a.pid for a in list_actors(filters=[("state", "=", "ALIVE")]) if "ingress" in a.class_name
-    )
+    ingress_pid = replica_pid(f"ServeReplica:{cfg.app_name}:ingress")
     rss_before = peak_rss_mb(model_pid), peak_rss_mb(ingress_pid)
-    load = argparse.Namespace(**{**vars(args), "concurrency": 2 * saturation})
+    load = argparse.Namespace(**{**vars(args), "concurrency": args.flood * saturation})
     result = run_client_process(url, args.model, load, mode="--overload-client")
     result["peak_rss_mb"] = {
         "model_replica": f"{rss_before[0]:.0f} -> {peak_rss_mb(model_pid):.0f}",
@@ -221,7 +255,7 @@ def overload(checkpoint: str, args) -> int:
     print(
         f"saturation={saturation} (max_ongoing_requests={args.max_ongoing} + max_queued_requests={args.max_queued})"
     )
-    print(f"overload at 2x saturation: {json.dumps(result)}")
+    print(f"overload at {args.flood}x saturation: {json.dumps(result)}")
     print(f"ratio accepted / sent: {result['accepted'] / args.requests:.2f}")
     return 1 if result["5xx"] or result["accepted"] == 0 else 0
 
@@ -323,7 +357,7 @@ def build_checkpoint(size: str) -> str:
     return str(save_pretrained_dir(*build_tiny_llava(cfg), tempfile.mkdtemp(prefix="pulse-bench-ckpt-")))
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", help="HF LLaVA-NeXT folder; default: a fresh tiny random one")
     parser.add_argument("--requests", type=int, default=64)
@@ -347,6 +381,7 @@ def main() -> int:
         help="random LLaVA-NeXT to build when no --checkpoint",
     )
     parser.add_argument("--overload", action="store_true", help="flood at 2x saturation: 429s, no 5xx")
+    parser.add_argument("--flood", type=int, default=2, help="--overload: clients per admission slot")
     parser.add_argument("--max-ongoing", type=int, default=2, help="--overload: max_ongoing_requests")
     parser.add_argument("--max-queued", type=int, default=4, help="--overload: max_queued_requests")
     parser.add_argument("--images", type=int, default=4, help="--overload: images per request")
@@ -354,7 +389,11 @@ def main() -> int:
     parser.add_argument("--overload-client", help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="pulse-bench", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> int:
+    args = parse_args()
     if args.client:
         print(
             json.dumps(
@@ -388,26 +427,9 @@ def main() -> int:
     from ray import serve
 
     from pulse.serve import job
-    from pulse.serve.config import ServeConfig
 
     def deploy(batch_size: int) -> str:
-        cfg = ServeConfig.model_validate(
-            {
-                "models": [
-                    {
-                        "name": args.model,
-                        "checkpoint": checkpoint,
-                        "max_batch_size": batch_size,
-                        "torch_threads": args.torch_threads,
-                    }
-                ],
-                "port": args.port,
-                "num_cpus": args.num_cpus,
-                "auth": {"api_key_env": None},
-                "autoscaling": {"min_replicas": 1, "max_replicas": 1},
-            }
-        )
-        url = job.start(cfg)
+        url = job.start(serve_config(checkpoint, args, max_batch_size=batch_size))
         run_client_process(
             url, args.model, argparse.Namespace(**{**vars(args), "requests": args.concurrency})
         )  # warm-up

@@ -26,4 +26,4 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v a
 fi
 ruff check .
 ruff format --check .
-python -m pytest --durations=15 "$@"
+python -m pytest --durations=40 "$@"
