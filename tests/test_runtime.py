@@ -62,3 +62,28 @@ def test_raylet_worker_pool_notices_are_dropped_and_other_raylet_messages_kept(m
     worker.print_to_stdstream({"lines": [notice, oom], "pid": "raylet", "is_err": False}, ignore_prefix=False)
     shown = capsys.readouterr().out
     assert oom in shown and "worker processes" not in shown
+
+
+def test_parquet_is_read_through_the_v1_datasource_unless_the_user_asks_for_v2(
+    ray_session, tmp_path, monkeypatch
+):
+    """V2 starts FooterReader actors for every read (10-15 s each on 2 cores); pulse takes V1."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from ray.data import DataContext
+
+    from pulse.runtime import use_parquet_reader_v1
+
+    pq.write_table(pa.table({"x": [1, 2, 3]}), tmp_path / "a.parquet")
+    monkeypatch.delenv("RAY_DATA_USE_DATASOURCE_V2", raising=False)
+    context = DataContext.get_current()
+    monkeypatch.setattr(context, "use_datasource_v2", True)
+    use_parquet_reader_v1()
+    assert context.use_datasource_v2 is False
+    ds = ray_session.data.read_parquet(str(tmp_path))
+    assert sorted(r["x"] for r in ds.take_all()) == [1, 2, 3]
+    assert "ListFiles" not in ds.stats() and "ReadParquet" in ds.stats()
+    monkeypatch.setattr(context, "use_datasource_v2", True)
+    monkeypatch.setenv("RAY_DATA_USE_DATASOURCE_V2", "1")
+    use_parquet_reader_v1()
+    assert context.use_datasource_v2 is True
