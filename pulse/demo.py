@@ -20,6 +20,7 @@ from pydantic import Field
 from pulse import io
 from pulse.config import StrictModel, load_config, write_run_info
 from pulse.runtime import RayOptions, init_ray
+from pulse.summary import StageSummary
 
 
 class StageRef(StrictModel):
@@ -201,7 +202,7 @@ def _learning(cfg: DemoConfig, out: str, export_dir: str, build_config) -> list[
     return rows
 
 
-def run(cfg: DemoConfig) -> int:
+def run(cfg: DemoConfig) -> StageSummary:
     from pulse.demo_learning import print_learning_table, write_heart_rate_llava
 
     started = time.time()
@@ -212,7 +213,7 @@ def run(cfg: DemoConfig) -> int:
 
     t = _step("1/7 ingest: bundled real records → record Parquet")
     module, stage_cfg = _stage("pulse.data_ray.ingest", cfg.ingest, [f"output_dir={io.join(out, 'ingest')}"])
-    module.run(stage_cfg)
+    module.run(stage_cfg).print()
     print(f"({time.time() - t:.0f}s)")
 
     t = _step("2/7 render: records → clean paper-ECG images (3x4 + II rhythm strip)")
@@ -221,7 +222,7 @@ def run(cfg: DemoConfig) -> int:
         cfg.render,
         [f"input_dir={io.join(out, 'ingest')}", f"output_dir={io.join(out, 'render')}"],
     )
-    module.run(stage_cfg)
+    module.run(stage_cfg).print()
     print(f"({time.time() - t:.0f}s)")
 
     t = _step("3/7 build: template instructions (close-ended, 8-option MCQ, rhythm) → Parquet + LLaVA JSON")
@@ -234,7 +235,7 @@ def run(cfg: DemoConfig) -> int:
             f"output_dir={io.join(out, 'build')}",
         ],
     )
-    module.run(stage_cfg)
+    module.run(stage_cfg).print()
     strips_json, strips_images = write_heart_rate_llava(
         io.join(out, "user-llava"), cfg.learning.train_rows, seed=0
     )
@@ -261,6 +262,7 @@ def run(cfg: DemoConfig) -> int:
         ],
     )
     result = module.run(stage_cfg)
+    result.print()
     print(f"({time.time() - t:.0f}s)")
 
     t = _step("5/7 serve: the export behind an OpenAI-compatible Ray Serve endpoint")
@@ -289,5 +291,10 @@ def run(cfg: DemoConfig) -> int:
     t = _step("7/7 did it learn? held-out items: trained vs untrained model vs chance")
     print_learning_table(_learning(cfg, out, result.export_dir, stage_cfg.model.build))
     print(f"({time.time() - t:.0f}s)")
-    print(f"\npulse demo finished in {time.time() - started:.0f}s; outputs under {out}")
-    return 1 if failed else 0
+    return StageSummary(
+        "demo",
+        outputs={"outputs": out, "learning table": io.join(out, "learning.json")},
+        seconds=time.time() - started,
+        extra={"ecgbench": failed} if failed else {},
+        exit_code=1 if failed else 0,
+    )

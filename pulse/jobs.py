@@ -140,14 +140,13 @@ def load_job(name: str):
     return module, getattr(module, job.config_attribute)
 
 
-def finish(result: StageSummary | int | None) -> int:
+def finish(result: StageSummary) -> int:
     """A config job's ``run(cfg)`` result, shown: prints the summary, returns the exit code.
 
     The one place the CLI and ``jobs/*.py`` (and ``pulse ecgbench sweep``) map a job's result to
-    what the terminal shows and the process exit status. An ``int`` is taken as the exit code
-    (``pulse.demo``'s ``run`` still returns one); ``None`` is 0.
+    what the terminal shows and the process exit status.
     """
-    if isinstance(result, StageSummary):
-        result.print()
-        return result.exit_code
-    return int(result or 0)
+    if not isinstance(result, StageSummary):
+        raise TypeError(f"a job's run(cfg) returns a StageSummary, not {type(result).__name__}")
+    result.print()
+    return result.exit_code

@@ -20,17 +20,12 @@ def test_finish_prints_the_summary_and_returns_its_exit_code(capsys):
     assert capsys.readouterr().out.startswith("[demo] ok=0 errors=0")
 
 
-def test_finish_takes_a_bare_exit_code_and_none():
-    assert finish(1) == 1 and finish(0) == 0 and finish(None) == 0
+def test_finish_refuses_anything_but_a_summary():
+    with pytest.raises(TypeError, match="StageSummary"):
+        finish(1)
 
 
-# pulse.demo's run still returns its exit code (int); finish accepts it until it returns a summary.
-RETURNS_INT = {"demo"}
-
-
-@pytest.mark.parametrize(
-    "name", sorted(n for n, job in JOBS.items() if job.kind == "config" and n not in RETURNS_INT)
-)
+@pytest.mark.parametrize("name", sorted(n for n, job in JOBS.items() if job.kind == "config"))
 def test_every_config_job_returns_a_stage_summary(name):
     module = importlib.import_module(JOBS[name].module_name)
     returns = typing.get_type_hints(module.run)["return"]
