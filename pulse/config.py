@@ -53,6 +53,29 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def seed_section_defaults(model: type[BaseModel], data: dict[str, Any], path: list[str]) -> None:
+    """Copy the defaults of the sections ``path`` descends into, where ``data`` does not have them yet.
+
+    Without it, ``train.overrides=[...]`` on a config whose ``train`` section is only a default
+    would build that section from the one override and lose its other defaulted fields.
+    """
+    node, section = data, model
+    for part in path[:-1]:
+        field = section.model_fields.get(part) if section else None
+        inner = _section_model(field.annotation) if field else None
+        if inner is None or not isinstance(node, dict):
+            return
+        if node.get(part) is None:
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel):
+                node[part] = default.model_dump(exclude_unset=True)
+        node, section = node.get(part), inner
+
+
 def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
     """Set ``data[a][b][c] = value``; numeric parts index into lists (``sources.0.limit=5``)."""
     node: Any = data
@@ -125,6 +148,7 @@ def load_config(model: type[C], path: str | Path | None = None, overrides: list[
     explicit = set()
     for text in overrides or []:
         keys, value = parse_override(text)
+        seed_section_defaults(model, data, keys)
         apply_override(data, keys, value)
         explicit.add(".".join(str(k) for k in keys))
     run_dir = data.pop("run_dir", None)

@@ -58,3 +58,22 @@ def test_list_index_override(tmp_path):
     assert cfg.sources[1].limit == 5 and cfg.sources[0].limit is None
     with pytest.raises(ConfigError, match="not an index"):
         load_config(WithList, path, ["sources.7.limit=5"])
+
+
+class _Step(StrictModel):
+    config: str
+    overrides: list[str] = []
+
+
+class _Chain(StrictModel):
+    train: _Step = _Step(config="train/tiny-cpu.yaml", overrides=["max_steps=60", "lr=2e-3"])
+    render: _Step = _Step(config="render/demo.yaml")
+
+
+def test_overriding_one_field_of_a_defaulted_section_keeps_its_other_defaults():
+    """``pulse demo train.overrides=[max_steps=4]``: the section's default config stays."""
+    cfg = load_config(_Chain, None, ["train.overrides=[max_steps=4]"])
+    assert cfg.train == _Step(config="train/tiny-cpu.yaml", overrides=["max_steps=4"])
+    assert cfg.render == _Step(config="render/demo.yaml")
+    with pytest.raises(ConfigError, match=r"Unknown config key: train\.bogus"):
+        load_config(_Chain, None, ["train.bogus=1"])
