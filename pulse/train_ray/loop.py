@@ -182,7 +182,7 @@ def train_epoch(state: WorkerState, shard) -> bool:
         report(state.progress, 1, f"loss {metrics['loss']:.4f}")
         if state.step % cfg.checkpoint_every == 0 or state.step >= state.total_steps:
             save_checkpoint(state, metrics, final=state.step >= state.total_steps)
-        elif report_due(time.monotonic(), state.last_report, cfg.report_interval_s):
+        elif any_rank(report_due(time.monotonic(), state.last_report, cfg.report_interval_s), state.device):
             ray.train.report(metrics)
             state.last_report = time.monotonic()
             print_progress(state, metrics)
@@ -241,3 +241,19 @@ def _step_metrics(
 def report_due(now: float, last_report: float | None, interval_s: float) -> bool:
     """Whether a metric-only report may go out now without stalling on Ray Train's collection."""
     return last_report is None or now - last_report >= interval_s
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """``flag`` OR-ed over all training ranks, the same answer on every rank.
+
+    ``ray.train.report`` is collective (the ranks agree on a checkpoint folder), so a rank whose
+    clock says "report" while another's says "not yet" would wait in it while the other waits in
+    the next step's all-reduce: a deadlock. Each rank's own clock decides; all follow the earliest.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    vote = torch.tensor([int(flag)], dtype=torch.int32, device=device)
+    dist.all_reduce(vote, op=dist.ReduceOp.MAX)
+    return bool(vote.item())
