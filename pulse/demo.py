@@ -63,9 +63,9 @@ class DemoConfig(StrictModel):
     train: StageRef = StageRef(
         config="train/tiny-cpu.yaml",
         overrides=[
-            "max_steps=60",
-            "checkpoint_every=60",
-            "lr=2e-3",
+            "max_steps=200",
+            "checkpoint_every=200",
+            "lr=1e-3",
             "warmup_ratio=0.05",
             "global_batch_size=8",
         ],

@@ -117,8 +117,20 @@ def print_learning_table(rows: list[dict[str, Any]]) -> None:
             "for every held-out item (only positives or only negatives in this small split) has no AUC; "
             "the published scorer then returns nan (pulse_reference.md §5)."
         )
-    beats = [r["task"] for r in rows if r["chance"] is not None and _above(r["trained"], r["chance"])]
-    print(f"trained model beats chance on: {', '.join(beats) if beats else 'none'}")
+    print(
+        f"learned (trained beats chance and the untrained model): {', '.join(learned_tasks(rows)) or 'none'}"
+    )
+
+
+def learned_tasks(rows: list[dict[str, Any]]) -> list[str]:
+    """Tasks where the trained model beats both chance and the untrained model."""
+    return [
+        r["task"]
+        for r in rows
+        if r["chance"] is not None
+        and _above(r["trained"], r["chance"])
+        and (r["untrained"] is None or math.isnan(r["untrained"]) or _above(r["trained"], r["untrained"]))
+    ]
 
 
 def _above(value: float | None, level: float) -> bool:

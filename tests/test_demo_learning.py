@@ -6,6 +6,7 @@ from pulse.demo_learning import (
     chance,
     heart_rate_accuracy,
     heart_rate_items,
+    learned_tasks,
     print_learning_table,
     write_heart_rate_llava,
 )
@@ -43,4 +44,6 @@ def test_untrained_model_answers_every_item(capsys):
     print_learning_table(rows)
     out = capsys.readouterr().out
     assert "| hr | accuracy | 4 | 75.0 | 0.0 | 33.3 |" in out and "nan*" in out and "* nan:" in out
-    assert "beats chance on: hr" in out
+    assert "untrained model): hr" in out
+    same = {"task": "own-y", "metric": "accuracy", "n": 2, "trained": 50.0, "untrained": 50.0, "chance": 12.5}
+    assert learned_tasks([*rows, same]) == ["hr"]  # above chance but no better than untrained: not learned

@@ -116,6 +116,20 @@ class PadCollate:
         return pad_batch(samples, self.pad_token_id)
 
 
+def training_batches(shard, cfg, pad_token_id: int, epoch: int):
+    """One epoch of padded micro-batches from a worker's shard, shuffled through the local buffer
+    (a new seeded order each epoch)."""
+    buffer = cfg.data.shuffle_buffer_rows or None
+    seed = None if cfg.data.shuffle_seed is None else cfg.data.shuffle_seed + epoch
+    return shard.iter_torch_batches(
+        batch_size=cfg.micro_batch_size,
+        collate_fn=PadCollate(pad_token_id),
+        drop_last=True,
+        local_shuffle_buffer_size=buffer,
+        local_shuffle_seed=seed if buffer else None,
+    )
+
+
 def build_train_dataset(cfg, processor):
     """The streaming training dataset for ``cfg`` (a ``TrainConfig``)."""
     import ray

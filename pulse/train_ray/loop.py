@@ -22,7 +22,7 @@ from pulse.progress import report, restart_at
 from pulse.train_ray.callbacks import StepCallback, callbacks_for
 from pulse.train_ray.checkpoint import STATE_FILE, load_checkpoint, print_progress, save_checkpoint
 from pulse.train_ray.config import TrainConfig
-from pulse.train_ray.data import PadCollate
+from pulse.train_ray.data import training_batches
 from pulse.train_ray.model import apply_trainable, freeze_unused, load_model
 from pulse.train_ray.strategy import DDPStrategy, strategy_for
 from pulse.train_ray.tracking import Tracker
@@ -147,11 +147,7 @@ def train_epoch(state: WorkerState, shard) -> bool:
 
     cfg = state.cfg
     accum = cfg.grad_accum_steps
-    batches = shard.iter_torch_batches(
-        batch_size=cfg.micro_batch_size,
-        collate_fn=PadCollate(state.processor.tokenizer.pad_token_id),
-        drop_last=True,
-    )
+    batches = training_batches(shard, cfg, state.processor.tokenizer.pad_token_id, state.epoch)
     skip, group, steps_done = state.batches_in_epoch, [], 0
     started = time.perf_counter()
     waited = _WaitClock()

@@ -9,8 +9,8 @@ has grown since; changing sources, weights, size or seed under the same name is 
 
 :func:`mixed_dataset` realises it in Ray Data: a source with fewer rows than its share is
 repeated whole and topped up, one with more is cut to its share after a seeded file shuffle
-(cheap, but it subsamples whole files first, not rows uniformly). Sources are unioned and the
-block order randomised with the seed. Ray Data's streaming order is not bit-exact between
+(cheap, but it subsamples whole files first, not rows uniformly). Sources are unioned, cut into
+blocks of ``MIXTURE_BLOCK_ROWS`` and the block order randomised with the seed. Ray Data's streaming order is not bit-exact between
 executions, so which rows top up a partial pass (``limit``) may differ on a resume; counts do not.
 Every row carries ``mixture_source``.
 """
@@ -27,6 +27,7 @@ from pulse import io
 from pulse.config import ConfigError
 
 MIXTURE_FILE = "mixture.json"
+MIXTURE_BLOCK_ROWS = 16
 ROW_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -174,6 +175,9 @@ def mixed_dataset(cfg, mixture: dict[str, Any]):
         if source["remainder"]:
             parts.append(read(source).limit(source["remainder"]))
     mixed = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+    # Blocks are whole files (hundreds of rows of one source): cut small first, or the shuffled block
+    # order still trains one source for dozens of steps, then the other (the model forgets the first).
+    mixed = mixed.repartition(target_num_rows_per_block=MIXTURE_BLOCK_ROWS)
     mixed = mixed.randomize_block_order(seed=mixture["seed"])
     return mixed.map_batches(
         _Project(source_of_file), batch_format="pyarrow", num_cpus=cfg.data.preprocess_cpus

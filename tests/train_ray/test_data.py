@@ -3,12 +3,14 @@ import pyarrow as pa
 import pytest
 
 from pulse import io
+from pulse.config import load_config
 from pulse.data_ray.stage import Stage
 from pulse.error_sink import ErrorSink
 from pulse.models.tiny_llava import LlavaBuildConfig, build_processor
 from pulse.schema import INSTRUCTION_SCHEMA
 from pulse.train_ray.collate import IGNORE_INDEX
-from pulse.train_ray.data import EncodeInstructions, PadCollate, skipped_by_reason
+from pulse.train_ray.config import TrainConfig
+from pulse.train_ray.data import EncodeInstructions, PadCollate, skipped_by_reason, training_batches
 
 from .conftest import BAD_IDS, N_GOOD, training_rows
 
@@ -71,3 +73,31 @@ def test_train_result_is_the_one_stage_summary_and_reads_old_done_records(capsys
     assert capsys.readouterr().out.startswith("[train] ok=8 errors=1")
     old = {"export_dir": "/e", "checkpoint_path": None, "metrics": {"steps": 2}, "history": []}
     assert TrainResult(**old).metrics == {"steps": 2}  # a done.json written before the change
+
+
+def _stream_order(cfg, n: int) -> list[int]:
+    import ray
+
+    samples = [
+        {
+            "input_ids": np.array([i], dtype=np.int64),
+            "labels": np.array([i], dtype=np.int64),
+            "pixel_values": np.zeros((1, 3, 2, 2), dtype=np.float32),
+            "image_sizes": np.array([2, 2], dtype=np.int64),
+        }
+        for i in range(n)
+    ]
+    shard = ray.data.from_items(samples, override_num_blocks=1).iterator()
+    return [int(i) for b in training_batches(shard, cfg, 0, epoch=0) for i in b["input_ids"][:, 0]]
+
+
+def test_samples_are_shuffled_through_a_seeded_buffer_and_stream_order_is_kept_at_zero(ray_session):
+    def cfg(buffer: int) -> TrainConfig:
+        overrides = ["micro_batch_size=4", "global_batch_size=8", f"data.shuffle_buffer_rows={buffer}"]
+        return load_config(TrainConfig, "configs/train/tiny-cpu.yaml", overrides)
+
+    seeded, off = cfg(32), cfg(0)
+    shuffled = _stream_order(seeded, 64)
+    assert sorted(shuffled) == list(range(64)) and shuffled != list(range(64))
+    assert _stream_order(seeded, 64) == shuffled  # the same seed, the same order
+    assert _stream_order(off, 64) == list(range(64))

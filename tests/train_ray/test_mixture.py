@@ -4,6 +4,7 @@ Parquet and a user's LLaVA JSON, through to the Hugging Face export."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -139,3 +140,14 @@ def test_ecginstruct_json_and_shards_train_two_workers_and_export(ray_session, i
         and processor.chat_template
         and (run_dir / "export" / "model.safetensors").exists()
     )
+
+
+def test_sources_are_interleaved_in_small_blocks_not_trained_file_after_file(ray_session, tmp_path):
+    write_instruction_parquet(heart_rate_rows(128, seed=1), str(tmp_path / "a"), shard_size=128)
+    write_instruction_parquet(heart_rate_rows(128, seed=2), str(tmp_path / "b"), shard_size=128)
+    cfg = mix_cfg(str(tmp_path), {"a": str(tmp_path / "a"), "b": str(tmp_path / "b")}, "name=interleave")
+    order = [r["mixture_source"] for r in mixed_dataset(cfg, load_or_resolve(cfg)).take_all()]
+    runs = [len(list(group)) for _, group in itertools.groupby(order)]
+    assert Counter(order) == {"small": 64, "big": 192}
+    # One file is one source's 128 rows; in blocks of MIXTURE_BLOCK_ROWS the sources alternate.
+    assert len(runs) >= 8 and max(runs) < 128, runs
