@@ -90,6 +90,16 @@ def _step(title: str) -> float:
     return time.time()
 
 
+def _run_stage(title: str, module_name: str, ref: StageRef, wiring: list[str]):
+    """One step: its shipped config wired to the previous output, run, summary and time printed."""
+    started = _step(title)
+    module, stage_cfg = _stage(module_name, ref, wiring)
+    summary = module.run(stage_cfg)
+    summary.print()
+    print(f"({time.time() - started:.0f}s)")
+    return summary, stage_cfg
+
+
 def _stage(module_name: str, ref: StageRef, wiring: list[str]):
     module = importlib.import_module(module_name)
     cfg = load_config(module.CONFIG_CLASS, ref.config, wiring + ref.overrides)
@@ -211,22 +221,20 @@ def run(cfg: DemoConfig) -> StageSummary:
     init_ray(cfg.ray)
     write_run_info(cfg, out, "demo")
 
-    t = _step("1/7 ingest: bundled real records → record Parquet")
-    module, stage_cfg = _stage("pulse.data_ray.ingest", cfg.ingest, [f"output_dir={io.join(out, 'ingest')}"])
-    module.run(stage_cfg).print()
-    print(f"({time.time() - t:.0f}s)")
-
-    t = _step("2/7 render: records → clean paper-ECG images (3x4 + II rhythm strip)")
-    module, stage_cfg = _stage(
+    _run_stage(
+        "1/7 ingest: bundled real records → record Parquet",
+        "pulse.data_ray.ingest",
+        cfg.ingest,
+        [f"output_dir={io.join(out, 'ingest')}"],
+    )
+    _run_stage(
+        "2/7 render: records → clean paper-ECG images (3x4 + II rhythm strip)",
         "pulse.data_ray.render.job",
         cfg.render,
         [f"input_dir={io.join(out, 'ingest')}", f"output_dir={io.join(out, 'render')}"],
     )
-    module.run(stage_cfg).print()
-    print(f"({time.time() - t:.0f}s)")
-
-    t = _step("3/7 build: template instructions (close-ended, 8-option MCQ, rhythm) → Parquet + LLaVA JSON")
-    module, stage_cfg = _stage(
+    _run_stage(
+        "3/7 build: template instructions (close-ended, 8-option MCQ, rhythm) → Parquet + LLaVA JSON",
         "pulse.data_ray.instruct.job",
         cfg.build,
         [
@@ -235,22 +243,17 @@ def run(cfg: DemoConfig) -> StageSummary:
             f"output_dir={io.join(out, 'build')}",
         ],
     )
-    module.run(stage_cfg).print()
     strips_json, strips_images = write_heart_rate_llava(
         io.join(out, "user-llava"), cfg.learning.train_rows, seed=0
     )
     print(f"+ {cfg.learning.train_rows} heart-rate strips as a user's LLaVA JSON: {strips_json}")
-    print(f"({time.time() - t:.0f}s)")
-
-    t = _step(
-        "4/7 train: mixture (build Parquet + LLaVA JSON), tiny LLaVA-NeXT, Ray Train 2 workers, HF export"
-    )
     built = io.join(out, "build", "parquet", "split=train")
     sources = (
         f"[{{name: built, path: '{built}', weight: 1}}, {{name: heart-rate, path: '{strips_json}', "
         f"format: llava, images: '{strips_images}', weight: {cfg.learning.weight}}}]"
     )
-    module, stage_cfg = _stage(
+    result, stage_cfg = _run_stage(
+        "4/7 train: mixture (build Parquet + LLaVA JSON), tiny LLaVA-NeXT, Ray Train 2 workers, HF export",
         "pulse.train_ray.job",
         cfg.train,
         [
@@ -261,9 +264,6 @@ def run(cfg: DemoConfig) -> StageSummary:
             f"export_dir={io.join(out, 'export')}",
         ],
     )
-    result = module.run(stage_cfg)
-    result.print()
-    print(f"({time.time() - t:.0f}s)")
 
     t = _step("5/7 serve: the export behind an OpenAI-compatible Ray Serve endpoint")
     serve_module, serve_cfg = _stage(

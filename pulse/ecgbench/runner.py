@@ -21,9 +21,9 @@ from functools import partial
 from pydantic import Field
 
 from pulse import io
-from pulse.config import StrictModel
 from pulse.ecgbench.load import item_image_bytes
 from pulse.errors import error_text
+from pulse.llm.config import HttpEngineConfig
 from pulse.summary import StageSummary
 
 IMAGE_MIME = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}
@@ -44,8 +44,9 @@ def check_images(items: list[dict]) -> None:
         )
 
 
-class EndpointConfig(StrictModel):
-    """One model behind an OpenAI-compatible endpoint.
+class EndpointConfig(HttpEngineConfig):
+    """One model behind an OpenAI-compatible endpoint: ``pulse.llm``'s http engine (every option of it:
+    concurrency, rate, retries, headers) plus the model's label and its decoding settings.
 
     Attributes:
         name: label of the model in results, tables and plots.
@@ -55,38 +56,15 @@ class EndpointConfig(StrictModel):
     """
 
     name: str = Field(..., min_length=1)
-    base_url: str
-    model: str
-    api_key_env: str | None = "OPENAI_API_KEY"
     max_tokens: int = Field(1024, ge=1)
     temperature: float = Field(0.0, ge=0.0)
-    concurrency: int = Field(1, ge=1)
-    """Client actors."""
     max_concurrent_requests: int = Field(8, ge=1)
-    """Requests in flight per client actor."""
-    qps: float | None = Field(None, gt=0)
-    """Global request rate across all actors; ``null``: unlimited."""
-    max_retries: int = Field(5, ge=0)
-    backoff_base_s: float = Field(0.5, ge=0)
     timeout_s: float = Field(300.0, gt=0)
     batch_size: int = Field(16, ge=1)
 
-    def engine(self):
+    def engine(self) -> HttpEngineConfig:
         """The ``pulse.llm`` http engine config for this endpoint."""
-        from pulse.llm import HttpEngineConfig
-
-        return HttpEngineConfig(
-            base_url=self.base_url,
-            model=self.model,
-            api_key_env=self.api_key_env,
-            max_concurrent_requests=self.max_concurrent_requests,
-            qps=self.qps,
-            max_retries=self.max_retries,
-            backoff_base_s=self.backoff_base_s,
-            timeout_s=self.timeout_s,
-            batch_size=self.batch_size,
-            concurrency=self.concurrency,
-        )
+        return HttpEngineConfig(**self.model_dump(include=set(HttpEngineConfig.model_fields)))
 
 
 def data_url(image: bytes) -> str:

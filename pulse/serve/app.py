@@ -29,7 +29,8 @@ from pulse.serve.errors import error_response
 from pulse.serve.generation import ChatCalls, _loop_time, _Slot
 from pulse.serve.images import load_images
 from pulse.serve.metrics import CONTENT_TYPE, RequestMetrics
-from pulse.serve.protocol import APIError, models_body, parse_chat_request, parse_json_body
+from pulse.serve.protocol import APIError, parse_chat_request, parse_json_body
+from pulse.serve.responses import models_body
 
 logger = logging.getLogger("ray.serve")
 STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}

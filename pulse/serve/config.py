@@ -18,10 +18,14 @@ class AutoscalingConfig(StrictModel):
     """Serve autoscaling for each model deployment (``autoscaling_config`` in Serve)."""
 
     min_replicas: int = Field(1, ge=0)
+    """``0`` scales to zero when idle (the first request then waits for a replica to load the model)."""
     max_replicas: int = Field(1, ge=1)
     target_ongoing_requests: float = Field(4.0, gt=0)
+    """Requests in flight per replica that Serve scales towards."""
     upscale_delay_s: float = Field(5.0, ge=0)
+    """How long the load must stay above target before a replica is added."""
     downscale_delay_s: float = Field(60.0, ge=0)
+    """How long the load must stay below target before a replica is removed."""
     look_back_period_s: float = Field(30.0, gt=0)
     """window over which ongoing requests are averaged before a scaling decision."""
 

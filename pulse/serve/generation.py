@@ -17,7 +17,8 @@ from typing import Any
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from pulse.serve.errors import error_response, failure_error, result_error
-from pulse.serve.protocol import APIError, GenerationRequest, chunk_body, completion_body
+from pulse.serve.protocol import APIError, GenerationRequest
+from pulse.serve.responses import chunk_body, completion_body
 
 logger = logging.getLogger("ray.serve")
 

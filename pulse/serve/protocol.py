@@ -1,4 +1,4 @@
-"""OpenAI chat-completions wire format: request validation, error bodies, response/chunk builders.
+"""OpenAI chat-completions wire format: request validation and error bodies (answers: ``responses``).
 
 Validation is pure (no Serve, no model) so every 4xx path is testable on its own; the app
 turns an ``APIError`` into ``{"error": {"message", "type", "param", "code"}}``.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -258,52 +257,3 @@ def _check_text(text: str, param: str) -> None:
             f"Text may not contain the reserved token {IMAGE_TOKEN}; send images as image_url parts",
             param=param,
         )
-
-
-def completion_body(
-    req: GenerationRequest, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int
-) -> dict[str, Any]:
-    return {
-        "id": req.request_id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": req.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": finish_reason,
-                "logprobs": None,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
-
-
-def chunk_body(
-    req: GenerationRequest,
-    delta: dict[str, Any],
-    finish_reason: str | None = None,
-    usage: dict[str, int] | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": req.request_id,
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": req.model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
-    }
-    if usage is not None:
-        body["usage"] = usage
-    return body
-
-
-def models_body(names: list[str], created: int) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [{"id": n, "object": "model", "created": created, "owned_by": "pulse"} for n in names],
-    }

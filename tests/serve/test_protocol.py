@@ -7,8 +7,6 @@ import pytest
 from pulse.serve.config import LimitsConfig
 from pulse.serve.protocol import (
     APIError,
-    chunk_body,
-    completion_body,
     json_depth_ok,
     parse_chat_request,
     parse_json_body,
@@ -91,15 +89,6 @@ def test_error_body_is_openai_shaped():
             "code": "body_too_large",
         }
     }
-
-
-def test_response_builders():
-    req = parse()
-    full = completion_body(req, "sinus rhythm", "stop", 10, 3)
-    assert full["choices"][0]["message"] == {"role": "assistant", "content": "sinus rhythm"}
-    assert full["usage"] == {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
-    chunk = chunk_body(req, {"content": "si"})
-    assert chunk["object"] == "chat.completion.chunk" and chunk["choices"][0]["delta"] == {"content": "si"}
 
 
 # --- pathological bodies and wrong-typed optional fields: always a 400, never a crash ------------

@@ -163,20 +163,9 @@ def _rhythm_rows(record, labels, book: TemplateBook, rng: random.Random, add) ->
     spec = book.spec.get("rhythm")
     if spec and len(rhythm) == 1:
         name = book.name(rhythm[0])
-        add(
-            "rhythm:open",
-            "rhythm",
-            "open",
-            rng.choice(spec["open_prompts"]),
-            fill(spec["open_answer"], name=name),
-        )
-        add(
-            "rhythm:fill",
-            "rhythm",
-            "fill",
-            rng.choice(spec["fill_prompts"]),
-            fill(spec["fill_answer"], name=name),
-        )
+        for qtype in ("open", "fill"):
+            prompt = rng.choice(spec[f"{qtype}_prompts"])
+            add(f"rhythm:{qtype}", "rhythm", qtype, prompt, fill(spec[f"{qtype}_answer"], name=name))
     rate = book.spec.get("rate")
     category = category_of(labels, rate["categories"]) if rate else None
     if category:
