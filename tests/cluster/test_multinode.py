@@ -92,9 +92,9 @@ def test_ingest_then_render_spread_over_both_nodes_and_survive_losing_one(cluste
 
     ingest = pulse_submit(
         cluster, "ingest", "--config", "configs/ingest/bundled.yaml", "--pip", "none", *S3_ENV,
-        f"output_dir={ingest_dir}", "batch_size=8", "limit_per_source=6",
+        f"output_dir={ingest_dir}", "batch_size=8", "limit_per_source=14",
     )  # fmt: skip
-    # 6 records per source (28): 300-dpi pages still keep render busy past the kill, in half the time.
+    # 28 of the 118 records (14 per source): 300-dpi pages keep render busy past the kill, in half the time.
     assert ingest.returncode == 0, ingest.stdout[-4000:] + ingest.stderr[-4000:]
     assert "SUCCEEDED" in ingest.stdout and "[ingest] ok=" in ingest.stdout  # logs were followed
     records = read_rows(f"{ingest_dir}/records", ["record_id"])
