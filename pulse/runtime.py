@@ -53,6 +53,14 @@ def quiet_ray_data() -> None:
             handler.setLevel(level)
 
 
+def quiet_ray_serve() -> None:
+    """Keep Ray Serve's driver-side INFO lines (``Started Serve``, ``Application ... is ready``) off the
+    console unless ``--verbose``; pulse prints its own line with the URL."""
+    import logging
+
+    logging.getLogger("ray.serve").setLevel(logging.INFO if is_verbose() else logging.WARNING)
+
+
 PARQUET_V2_ENV = "RAY_DATA_USE_DATASOURCE_V2"
 
 
@@ -109,6 +117,7 @@ def init_ray(options: RayOptions | None = None):
     log_to_driver = options.log_to_driver or verbose
     logging_level = "INFO" if verbose else "ERROR"
     quiet_ray_data()
+    quiet_ray_serve()
     quiet_raylet_notices()
     use_parquet_reader_v1()
     if ray.is_initialized():

@@ -87,3 +87,18 @@ def test_parquet_is_read_through_the_v1_datasource_unless_the_user_asks_for_v2(
     monkeypatch.setenv("RAY_DATA_USE_DATASOURCE_V2", "1")
     use_parquet_reader_v1()
     assert context.use_datasource_v2 is True
+
+
+def test_ray_serve_info_lines_stay_off_the_console_unless_verbose(monkeypatch):
+    import logging
+
+    from pulse.runtime import VERBOSE_ENV, quiet_ray_serve
+
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    logger = logging.getLogger("ray.serve")
+    monkeypatch.setattr(logger, "level", logger.level)  # restored after the test
+    quiet_ray_serve()
+    assert not logger.isEnabledFor(logging.INFO) and logger.isEnabledFor(logging.WARNING)
+    monkeypatch.setenv(VERBOSE_ENV, "1")
+    quiet_ray_serve()
+    assert logger.isEnabledFor(logging.INFO)
