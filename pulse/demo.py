@@ -297,4 +297,5 @@ def run(cfg: DemoConfig) -> StageSummary:
         seconds=time.time() - started,
         extra={"ecgbench": failed} if failed else {},
         exit_code=1 if failed else 0,
+        counts_rows=False,
     )

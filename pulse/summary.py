@@ -30,6 +30,8 @@ class StageSummary:
     exit_code: int = 0
     """0 when the job did its work, error rows included (bad input never fails a job); non-zero
     when a job fails as a whole without raising (the demo's endpoint check)."""
+    counts_rows: bool = True
+    """False for jobs that handle no rows (serve, demo): their line shows no ``ok=0 errors=0``."""
 
     @classmethod
     def from_errors(cls, stage: str, errors: Iterable[str | None], **kwargs: Any) -> StageSummary:
@@ -44,7 +46,8 @@ class StageSummary:
         return cls(stage, ok, sum(counts.values()), dict(sorted(counts.items())), **kwargs)
 
     def lines(self) -> list[str]:
-        out = [f"[{self.stage}] ok={self.rows_ok} errors={self.rows_error} ({self.seconds:.1f}s)"]
+        counts = f"ok={self.rows_ok} errors={self.rows_error}" if self.counts_rows else "done"
+        out = [f"[{self.stage}] {counts} ({self.seconds:.1f}s)"]
         for reason, n in self.errors_by_reason.items():
             out.append(f"    error {reason}: {n}")
         for name, path in self.outputs.items():

@@ -16,8 +16,10 @@ def test_finish_prints_the_summary_and_returns_its_exit_code(capsys):
     summary = StageSummary("render", rows_ok=3, rows_error=1, errors_by_reason={"nan_signal": 1})
     assert finish(summary) == 0  # error rows do not fail a job
     assert capsys.readouterr().out == "[render] ok=3 errors=1 (0.0s)\n    error nan_signal: 1\n"
-    assert finish(StageSummary("demo", exit_code=1)) == 1
-    assert capsys.readouterr().out.startswith("[demo] ok=0 errors=0")
+    assert finish(StageSummary("render")) == 0
+    assert capsys.readouterr().out == "[render] ok=0 errors=0 (0.0s)\n"  # a row job with no rows says so
+    assert finish(StageSummary("demo", exit_code=1, counts_rows=False, seconds=2)) == 1
+    assert capsys.readouterr().out == "[demo] done (2.0s)\n"  # serve and demo handle no rows
 
 
 def test_finish_refuses_anything_but_a_summary():

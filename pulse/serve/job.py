@@ -128,4 +128,5 @@ def run(cfg: ServeConfig) -> StageSummary:
         outputs={"url": url},
         seconds=time.time() - started,
         extra={"models": ", ".join(m.name for m in cfg.models)},
+        counts_rows=False,
     )
