@@ -143,11 +143,19 @@ def test_ecginstruct_json_and_shards_train_two_workers_and_export(ray_session, i
 
 
 def test_sources_are_interleaved_in_small_blocks_not_trained_file_after_file(ray_session, tmp_path):
-    write_instruction_parquet(heart_rate_rows(128, seed=1), str(tmp_path / "a"), shard_size=128)
-    write_instruction_parquet(heart_rate_rows(128, seed=2), str(tmp_path / "b"), shard_size=128)
-    cfg = mix_cfg(str(tmp_path), {"a": str(tmp_path / "a"), "b": str(tmp_path / "b")}, "name=interleave")
+    paths = {}
+    for name, seed in (("a", 1), ("b", 2)):
+        paths[name] = str(tmp_path / name)
+        write_instruction_parquet(heart_rate_rows(256, seed=seed), paths[name], shard_size=256)
+    spec = f"[{{name: a, path: '{paths['a']}', weight: 1}}, {{name: b, path: '{paths['b']}', weight: 1}}]"
+    cfg = load_config(
+        TrainConfig,
+        "configs/train/tiny-cpu.yaml",
+        [f"storage_path={tmp_path}", "data.train_path=null", f"data.sources={spec}", "name=interleave"],
+    )
     order = [r["mixture_source"] for r in mixed_dataset(cfg, load_or_resolve(cfg)).take_all()]
     runs = [len(list(group)) for _, group in itertools.groupby(order)]
-    assert Counter(order) == {"small": 64, "big": 192}
-    # One file is one source's 128 rows; in blocks of MIXTURE_BLOCK_ROWS the sources alternate.
-    assert len(runs) >= 8 and max(runs) < 128, runs
+    assert Counter(order) == {"a": 256, "b": 256}
+    # Each source is one 256-row file. Trained file after file, one run would be all 256 rows of a source;
+    # in 16-row blocks shuffled, that needs all 16 blocks of a source in a row (p ~ 1e-7).
+    assert max(runs) < 256 and len(runs) >= 4, runs
