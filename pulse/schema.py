@@ -18,29 +18,6 @@ PTBXL_SUPERCLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")
 DATASETS: tuple[str, ...] = ("ptbxl", "mimic", "code15", "cpsc2018", "g12ec", "chapman", "ningbo", "ecgqa")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
-RECORD_SCHEMA = pa.schema(
-    [
-        ("record_id", pa.string()),
-        ("dataset", pa.string()),
-        ("split", pa.string()),
-        ("fs", pa.float32()),
-        ("lead_names", pa.list_(pa.string())),
-        ("signal", pa.list_(pa.list_(pa.float32()))),
-        ("n_samples", pa.int32()),
-        ("age", pa.float32()),
-        ("sex", pa.string()),
-        ("labels", pa.list_(pa.string())),
-        ("labels_std", pa.list_(pa.string())),
-        ("superclasses", pa.list_(pa.string())),  # PTB-XL diagnostic superclasses; empty elsewhere
-        ("report", pa.string()),
-        ("report_lang", pa.string()),
-        ("source_path", pa.string()),
-        ("recorded_at", pa.string()),  # ISO date/time when the source has it
-        ("extra", pa.string()),  # JSON of source-specific fields (e.g. strat_fold, patient_id)
-        ("error", pa.string()),
-    ]
-)
-
 LEAD_BOX_TYPE = pa.struct(
     [
         ("name", pa.string()),
@@ -52,39 +29,120 @@ LEAD_BOX_TYPE = pa.struct(
         ("missing", pa.bool_()),
     ]
 )
-
-IMAGE_SCHEMA = pa.schema(
-    [
-        ("record_id", pa.string()),
-        ("image", pa.binary()),
-        ("image_format", pa.string()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("dpi", pa.int32()),
-        ("layout", pa.string()),
-        ("distortions", pa.string()),
-        ("leads", pa.list_(LEAD_BOX_TYPE)),
-        ("error", pa.string()),
-    ]
-)
-
 TURN_TYPE = pa.struct([("from", pa.string()), ("value", pa.string())])
+STRINGS = pa.list_(pa.string())
 
-INSTRUCTION_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("record_id", pa.string()),
-        ("image", pa.binary()),
-        ("image_path", pa.string()),
-        ("conversations", pa.list_(TURN_TYPE)),
-        ("task", pa.string()),
-        ("qtype", pa.string()),
-        ("source", pa.string()),
-        ("generator", pa.string()),
-        ("judge_score", pa.float32()),
-        ("judge_reason", pa.string()),
-        ("error", pa.string()),
-    ]
+COLUMN_TYPES: dict[str, pa.DataType] = {
+    "id": pa.string(),
+    "record_id": pa.string(),
+    "dataset": pa.string(),
+    "split": pa.string(),
+    "fs": pa.float32(),
+    "lead_names": STRINGS,
+    "signal": pa.list_(pa.list_(pa.float32())),
+    "n_samples": pa.int32(),
+    "age": pa.float32(),
+    "sex": pa.string(),
+    "labels": STRINGS,
+    "labels_std": STRINGS,
+    "superclasses": STRINGS,  # PTB-XL diagnostic superclasses; empty elsewhere
+    "report": pa.string(),
+    "report_lang": pa.string(),
+    "source_path": pa.string(),
+    "recorded_at": pa.string(),  # ISO date/time when the source has it
+    "extra": pa.string(),  # JSON of source-specific fields (e.g. strat_fold, patient_id)
+    "image": pa.binary(),
+    "image_format": pa.string(),
+    "width": pa.int32(),
+    "height": pa.int32(),
+    "dpi": pa.int32(),
+    "layout": pa.string(),
+    "distortions": pa.string(),
+    "leads": pa.list_(LEAD_BOX_TYPE),
+    "image_path": pa.string(),
+    "conversations": pa.list_(TURN_TYPE),
+    "task": pa.string(),
+    "qtype": pa.string(),
+    "source": pa.string(),
+    "generator": pa.string(),
+    "judge_score": pa.float32(),
+    "judge_reason": pa.string(),
+    "shard": pa.int64(),
+    "context": pa.string(),  # the report an LLM-made instruction row was made from
+    "request": pa.string(),  # what a pending LLM row should become
+    "mixture_source": pa.string(),
+    "question_id": pa.int64(),
+    "sample_id": pa.int64(),
+    "template_id": pa.int64(),
+    "question": pa.string(),
+    "answer": STRINGS,
+    "question_type": pa.string(),
+    "attribute_type": pa.string(),
+    "attribute": STRINGS,
+    "ecg_ids": pa.list_(pa.int64()),
+    "record_ids": STRINGS,
+    "source_file": pa.string(),
+    "error": pa.string(),
+}
+"""The one Arrow type of every column a stage writes: a column means the same in every table."""
+
+
+def table_schema(columns: Iterable[str]) -> pa.Schema:
+    """The schema of ``columns``, in that order, each with its type from :data:`COLUMN_TYPES`."""
+    return pa.schema([(name, COLUMN_TYPES[name]) for name in columns])
+
+
+RECORD_SCHEMA = table_schema(
+    (
+        "record_id",
+        "dataset",
+        "split",
+        "fs",
+        "lead_names",
+        "signal",
+        "n_samples",
+        "age",
+        "sex",
+        "labels",
+        "labels_std",
+        "superclasses",
+        "report",
+        "report_lang",
+        "source_path",
+        "recorded_at",
+        "extra",
+        "error",
+    )
+)
+IMAGE_SCHEMA = table_schema(
+    (
+        "record_id",
+        "image",
+        "image_format",
+        "width",
+        "height",
+        "dpi",
+        "layout",
+        "distortions",
+        "leads",
+        "error",
+    )
+)
+INSTRUCTION_SCHEMA = table_schema(
+    (
+        "id",
+        "record_id",
+        "image",
+        "image_path",
+        "conversations",
+        "task",
+        "qtype",
+        "source",
+        "generator",
+        "judge_score",
+        "judge_reason",
+        "error",
+    )
 )
 
 TASKS: tuple[str, ...] = ("feature", "rhythm", "morphology", "report")

@@ -159,13 +159,17 @@ def flat_variant(model: Any, processor: Any) -> tuple[Any, Any]:
     return flat_model, flat_processor_from(processor)
 
 
+PROCESSOR_PARTS = (
+    "image_processor",
+    "tokenizer",
+    "patch_size",
+    "vision_feature_select_strategy",
+    "num_additional_image_tokens",
+    "chat_template",
+)
+"""What a LLaVA-NeXT processor is made of; the flat processor takes each from the stock one."""
+
+
 def flat_processor_from(processor) -> PulseFlatLlavaNextProcessor:
     """The flat-merge processor with ``processor``'s image processor, tokenizer and template."""
-    return PulseFlatLlavaNextProcessor(
-        image_processor=processor.image_processor,
-        tokenizer=processor.tokenizer,
-        patch_size=processor.patch_size,
-        vision_feature_select_strategy=processor.vision_feature_select_strategy,
-        num_additional_image_tokens=processor.num_additional_image_tokens,
-        chat_template=processor.chat_template,
-    )
+    return PulseFlatLlavaNextProcessor(**{part: getattr(processor, part) for part in PROCESSOR_PARTS})

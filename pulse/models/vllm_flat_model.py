@@ -24,20 +24,12 @@ from vllm.model_executor.models.llava_next import (
 )
 from vllm.multimodal import MULTIMODAL_REGISTRY
 
-from pulse.models.flat_merge import PulseFlatLlavaNextProcessor
+from pulse.models.flat_merge import flat_processor_from
 
 
 class FlatProcessingInfo(LlavaNextProcessingInfo):
     def get_hf_processor(self, **kwargs):
-        stock = super().get_hf_processor(**kwargs)
-        return PulseFlatLlavaNextProcessor(
-            image_processor=stock.image_processor,
-            tokenizer=stock.tokenizer,
-            patch_size=stock.patch_size,
-            vision_feature_select_strategy=stock.vision_feature_select_strategy,
-            num_additional_image_tokens=stock.num_additional_image_tokens,
-            chat_template=stock.chat_template,
-        )
+        return flat_processor_from(super().get_hf_processor(**kwargs))
 
     def get_num_image_tokens(self, *, image_width: int, image_height: int, **kwargs) -> int:
         config = self.get_hf_config()

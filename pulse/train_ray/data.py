@@ -20,13 +20,14 @@ from pulse import io
 from pulse.data_ray.first_rows import first_rows
 from pulse.data_ray.stage import Stage, map_stage
 from pulse.error_sink import ErrorSink
+from pulse.schema import table_schema
 from pulse.train_ray.collate import SampleError, decode_image, encode_sample, pad_batch
 from pulse.train_ray.mixture import load_or_resolve, mixed_dataset
 
 INPUT_COLUMNS = ("id", "image", "conversations")
 OPTIONAL_COLUMNS = ("image_path", "error")
 OUTPUT_COLUMNS = ("id", "input_ids", "labels", "pixel_values", "image_sizes", "truncated")
-ERROR_SCHEMA = pa.schema([("id", pa.string()), ("error", pa.string())])
+ERROR_SCHEMA = table_schema(("id", "error"))
 """Train's error rows: the row id and its error (the image and turns stay in the input Parquet)."""
 
 

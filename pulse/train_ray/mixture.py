@@ -25,19 +25,11 @@ import pyarrow as pa
 
 from pulse import io
 from pulse.config import ConfigError
+from pulse.schema import table_schema
 
 MIXTURE_FILE = "mixture.json"
 MIXTURE_BLOCK_ROWS = 16
-ROW_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("image", pa.binary()),
-        ("image_path", pa.string()),
-        ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())]))),
-        ("error", pa.string()),
-        ("mixture_source", pa.string()),
-    ]
-)
+ROW_SCHEMA = table_schema(("id", "image", "image_path", "conversations", "error", "mixture_source"))
 
 
 def mixture_file(cfg) -> str:

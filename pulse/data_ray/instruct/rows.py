@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from pulse.data_ray.stage import Stage, map_stage
-from pulse.schema import TURN_TYPE
+from pulse.schema import table_schema
 
 IMAGE_TOKEN = "<image>\n"
 
@@ -48,27 +48,7 @@ ROW_COLUMNS = (
     "request",
 )
 
-ROW_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("record_id", pa.string()),
-        ("split", pa.string()),
-        ("shard", pa.int64()),
-        ("source", pa.string()),
-        ("task", pa.string()),
-        ("qtype", pa.string()),
-        ("generator", pa.string()),
-        ("conversations", pa.list_(TURN_TYPE)),
-        ("judge_score", pa.float64()),
-        ("judge_reason", pa.string()),
-        ("error", pa.string()),
-        ("labels_std", pa.list_(pa.string())),
-        ("superclasses", pa.list_(pa.string())),
-        ("context", pa.string()),
-        ("request", pa.string()),
-    ]
-)
-assert tuple(ROW_SCHEMA.names) == ROW_COLUMNS
+ROW_SCHEMA = table_schema(ROW_COLUMNS)
 
 
 def stable_hash(text: str) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 from pulse import io
 from pulse.data_ray.conversation import check_conversation as check_turns
 from pulse.data_ray.stage import StageError
+from pulse.schema import INSTRUCTION_SCHEMA
 
 CHUNK_CHARS = 1 << 20
 MAX_ROW_CHARS = 64 << 20
@@ -216,20 +217,12 @@ def validate_record(value: Any, index: int, default_source: str | None) -> dict[
     qtype = QTYPE_NAMES.get(str(raw_type).lower(), str(raw_type)) if raw_type else None
     if qtype is None and len(turns) > 2:
         qtype = "multi-turn"
-    row_id = value.get("id")
     return {
-        "id": str(row_id) if row_id not in (None, "") else f"row-{index}",
-        "record_id": image,
-        "image": None,
-        "image_path": image,
+        **_known_row(value, index, image),
         "conversations": turns,
         "task": metadata.get("subtask") or metadata.get("task"),
         "qtype": qtype,
         "source": value.get("source") or default_source,
-        "generator": None,
-        "judge_score": None,
-        "judge_reason": None,
-        "error": None,
     }
 
 
@@ -237,18 +230,16 @@ def error_row(index: int, error: str, value: Any = None) -> dict[str, Any]:
     """An instruction row that carries only what is known of a bad record and its ``error``."""
     known = value if isinstance(value, dict) else {}
     image = known.get("image") if isinstance(known.get("image"), str) else None
-    row_id = known.get("id")
+    source = known.get("source") if isinstance(known.get("source"), str) else None
+    return {**_known_row(known, index, image), "source": source, "error": error}
+
+
+def _known_row(value: dict[str, Any], index: int, image: str | None) -> dict[str, Any]:
+    """Every ``INSTRUCTION_SCHEMA`` field empty but the row's id and its image path."""
+    row_id = value.get("id")
     return {
+        **dict.fromkeys(INSTRUCTION_SCHEMA.names),
         "id": str(row_id) if row_id not in (None, "") else f"row-{index}",
         "record_id": image,
-        "image": None,
         "image_path": image,
-        "conversations": None,
-        "task": None,
-        "qtype": None,
-        "source": known.get("source") if isinstance(known.get("source"), str) else None,
-        "generator": None,
-        "judge_score": None,
-        "judge_reason": None,
-        "error": error,
     }

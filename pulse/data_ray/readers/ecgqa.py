@@ -23,23 +23,24 @@ import pyarrow as pa
 
 from pulse import io
 from pulse.data_ray.readers.config import SourceConfig
+from pulse.schema import table_schema
 
-ECGQA_SCHEMA = pa.schema(
-    [
-        ("question_id", pa.int64()),
-        ("sample_id", pa.int64()),
-        ("template_id", pa.int64()),
-        ("question", pa.string()),
-        ("answer", pa.list_(pa.string())),
-        ("question_type", pa.string()),
-        ("attribute_type", pa.string()),
-        ("attribute", pa.list_(pa.string())),
-        ("ecg_ids", pa.list_(pa.int64())),
-        ("record_ids", pa.list_(pa.string())),
-        ("split", pa.string()),
-        ("source_file", pa.string()),
-        ("error", pa.string()),
-    ]
+ECGQA_SCHEMA = table_schema(
+    (
+        "question_id",
+        "sample_id",
+        "template_id",
+        "question",
+        "answer",
+        "question_type",
+        "attribute_type",
+        "attribute",
+        "ecg_ids",
+        "record_ids",
+        "split",
+        "source_file",
+        "error",
+    )
 )
 DEFAULT_FILES = ("ptbxl/template/*/*.json",)
 _SPLIT_DIRS = {"train": "train", "valid": "val", "val": "val", "test": "test"}
