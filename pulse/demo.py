@@ -177,43 +177,8 @@ def _print_table(results: list[dict[str, Any]]) -> None:
         print(f"| {r['subset']} | {r['question_type']} | {r['n']} | " + " | ".join(text) + " |")
 
 
-def _learning(cfg: DemoConfig, out: str, export_dir: str, build_config) -> list[dict[str, Any]]:
-    """Held-out items answered in-process by the trained export and by the untrained model."""
-    from pulse.demo_learning import HR_TASK, answer_items, chance, heart_rate_accuracy, heart_rate_items
-    from pulse.ecgbench.own_items import build_items
-    from pulse.ecgbench.score import score_items
-    from pulse.models.loader import load_pretrained_dir
-    from pulse.models.tiny_llava import build_tiny_llava
-
-    trained, processor = load_pretrained_dir(export_dir)
-    untrained, _ = build_tiny_llava(build_config)
-    models = {"trained": trained.eval(), "untrained": untrained.eval()}
-    strips = heart_rate_items(cfg.learning.heldout_rows, cfg.learning.heldout_seed)
-    rows = [{"task": HR_TASK, "metric": "accuracy", "n": len(strips), "chance": 100.0 / 3}]
-    for name, model in models.items():
-        rows[0][name] = heart_rate_accuracy(answer_items(model, processor, strips, 6), strips)
-    items, subsets = build_items(io.join(out, "ingest"), io.join(out, "render"), split=cfg.bench.split)
-    items = items[: cfg.bench.max_items] if cfg.bench.max_items else items
-    answers = {name: answer_items(m, processor, items, cfg.bench.max_tokens) for name, m in models.items()}
-    for subset_name, subset in sorted(subsets.items()):
-        gold = [it for it in items if it["subset"] == subset_name]
-        if not gold:
-            continue
-        row: dict[str, Any] = {"task": f"{subset_name} (bundled records)", "n": len(gold)}
-        for name in models:
-            preds = [{"id": it["id"], "text": a} for it, a in zip(items, answers[name], strict=True)]
-            preds = [p for p in preds if p["id"] in {g["id"] for g in gold}]
-            result = score_items(subset, gold, preds, mode=cfg.bench.mode, allow_partial=True)
-            n_options = len(subset.fallback_choices or ()) if subset.kind == "mcq" else None
-            row["metric"], row["chance"] = chance(result, n_options)
-            row[name] = result.get("accuracy", result.get("auc"))
-        rows.append(row)
-    io.write_text(io.join(out, "learning.json"), json.dumps(rows, indent=2))
-    return rows
-
-
 def run(cfg: DemoConfig) -> StageSummary:
-    from pulse.demo_learning import print_learning_table, write_heart_rate_llava
+    from pulse.demo_learning import learning_table, print_learning_table, write_heart_rate_llava
 
     started = time.time()
     out = cfg.output_dir or tempfile.mkdtemp(prefix="pulse-demo-")
@@ -289,7 +254,8 @@ def run(cfg: DemoConfig) -> StageSummary:
         serve_module.stop(serve_cfg)
 
     t = _step("7/7 did it learn? held-out items: trained vs untrained model vs chance")
-    print_learning_table(_learning(cfg, out, result.export_dir, stage_cfg.model.build))
+    rows = learning_table(cfg.learning, cfg.bench, out, result.export_dir, stage_cfg.model.build)
+    print_learning_table(rows)
     print(f"({time.time() - t:.0f}s)")
     return StageSummary(
         "demo",

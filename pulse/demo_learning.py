@@ -14,10 +14,14 @@ import io as _stdio
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pulse import io
 from pulse.ecgbench.extract import labels_in_text
 from pulse.train_ray.synthetic import HR_CLASSES, heart_rate_rows
+
+if TYPE_CHECKING:
+    from pulse.demo import DemoBench, DemoLearning
 
 HR_TASK = "heart-rate class (synthetic strips)"
 
@@ -135,3 +139,43 @@ def learned_tasks(rows: list[dict[str, Any]]) -> list[str]:
 
 def _above(value: float | None, level: float) -> bool:
     return value is not None and not math.isnan(value) and value > level
+
+
+def learning_table(
+    learning: DemoLearning, bench: DemoBench, out: str, export_dir: str, build_config
+) -> list[dict[str, Any]]:
+    """Held-out items answered in-process by the trained export and by the untrained model.
+
+    ``learning`` and ``bench`` are the demo's ``DemoLearning``/``DemoBench``; ``out`` holds its
+    ingest and render outputs; the table is also written to ``<out>/learning.json``.
+    """
+    from pulse.ecgbench.own_items import build_items
+    from pulse.ecgbench.score import score_items
+    from pulse.models.loader import load_pretrained_dir
+    from pulse.models.tiny_llava import build_tiny_llava
+
+    trained, processor = load_pretrained_dir(export_dir)
+    untrained, _ = build_tiny_llava(build_config)
+    models = {"trained": trained.eval(), "untrained": untrained.eval()}
+    strips = heart_rate_items(learning.heldout_rows, learning.heldout_seed)
+    rows = [{"task": HR_TASK, "metric": "accuracy", "n": len(strips), "chance": 100.0 / 3}]
+    for name, model in models.items():
+        rows[0][name] = heart_rate_accuracy(answer_items(model, processor, strips, 6), strips)
+    items, subsets = build_items(io.join(out, "ingest"), io.join(out, "render"), split=bench.split)
+    items = items[: bench.max_items] if bench.max_items else items
+    answers = {name: answer_items(m, processor, items, bench.max_tokens) for name, m in models.items()}
+    for subset_name, subset in sorted(subsets.items()):
+        gold = [it for it in items if it["subset"] == subset_name]
+        if not gold:
+            continue
+        row: dict[str, Any] = {"task": f"{subset_name} (bundled records)", "n": len(gold)}
+        for name in models:
+            preds = [{"id": it["id"], "text": a} for it, a in zip(items, answers[name], strict=True)]
+            preds = [p for p in preds if p["id"] in {g["id"] for g in gold}]
+            result = score_items(subset, gold, preds, mode=bench.mode, allow_partial=True)
+            n_options = len(subset.fallback_choices or ()) if subset.kind == "mcq" else None
+            row["metric"], row["chance"] = chance(result, n_options)
+            row[name] = result.get("accuracy", result.get("auc"))
+        rows.append(row)
+    io.write_text(io.join(out, "learning.json"), json.dumps(rows, indent=2))
+    return rows
