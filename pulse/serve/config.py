@@ -207,6 +207,15 @@ class ServeConfig(StrictModel):
     web_page: bool = True
     ray: RayOptions = Field(default_factory=RayOptions)
 
+    def deployment_options(self) -> dict[str, Any]:
+        """The Serve deployment options every deployment of this app shares (models and ingress)."""
+        return {
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
+            "health_check_period_s": self.health_check_period_s,
+            "health_check_timeout_s": self.health_check_timeout_s,
+        }
+
     @model_validator(mode="before")
     @classmethod
     def _one_checkpoint(cls, data: Any) -> Any:

@@ -33,13 +33,7 @@ def llm_config_dict(model: ModelConfig, cfg: ServeConfig) -> dict[str, Any]:
         "model_loading_config": {"model_id": model.name, "model_source": model.checkpoint},
         "llm_engine": "vLLM",
         "engine_kwargs": engine_kwargs,
-        "deployment_config": {
-            "autoscaling_config": cfg.autoscaling.model_dump(),
-            "max_ongoing_requests": cfg.max_ongoing_requests,
-            "graceful_shutdown_timeout_s": cfg.graceful_shutdown_timeout_s,
-            "health_check_period_s": cfg.health_check_period_s,
-            "health_check_timeout_s": cfg.health_check_timeout_s,
-        },
+        "deployment_config": {"autoscaling_config": cfg.autoscaling.model_dump(), **cfg.deployment_options()},
     }
     for key in ("accelerator_type", "placement_group_config", "runtime_env"):
         if getattr(engine, key):

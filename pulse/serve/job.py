@@ -40,12 +40,7 @@ def build_app(cfg: ServeConfig):
 
     keys = load_api_keys(cfg.auth)
     check_binding(cfg.host, keys, cfg.auth)
-    common = {
-        "max_ongoing_requests": cfg.max_ongoing_requests,
-        "graceful_shutdown_timeout_s": cfg.graceful_shutdown_timeout_s,
-        "health_check_period_s": cfg.health_check_period_s,
-        "health_check_timeout_s": cfg.health_check_timeout_s,
-    }
+    common = cfg.deployment_options()
     if uses_vllm(cfg):
         from pulse.serve.gpu import llm_server_deployment
 

@@ -48,6 +48,13 @@ def test_llm_config_carries_llava_engine_kwargs_and_autoscaling():
         autoscaling["max_replicas"],
         autoscaling["target_ongoing_requests"],
     ) == (1, 4, 32)
+    # The same deployment options as the transformers models and the ingress (ServeConfig.deployment_options).
+    assert {k: validated.deployment_config[k] for k in cfg.deployment_options()} == {
+        "max_ongoing_requests": 32,
+        "graceful_shutdown_timeout_s": 20.0,
+        "health_check_period_s": 5.0,
+        "health_check_timeout_s": 30.0,
+    }
 
 
 def test_ray_rejects_an_unknown_accelerator_through_our_config():
