@@ -87,13 +87,13 @@ class HttpEngineConfig(StrictModel):
     backoff_base_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
     timeout_s: float = Field(120.0, gt=0)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    """Extra JSON fields sent with every request (e.g. ``response_format``)."""
     batch_size: int = Field(64, ge=1)
     concurrency: int = Field(1, ge=1)
     """Number of client actors."""
     num_cpus: float = Field(0.25, gt=0)
     """Per client actor; small so a 2-CPU machine never deadlocks against its own Serve replica."""
-    extra_body: dict[str, Any] = Field(default_factory=dict)
-    """Extra JSON fields sent with every request (e.g. ``response_format``)."""
 
     @field_validator("base_url")
     @classmethod

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+from ray.serve.config import AutoscalingConfig as RayAutoscalingConfig
 
 from pulse.config import StrictModel
 from pulse.llm.config import TransformersEngineConfig, VllmEngineConfig, engine_union
@@ -12,28 +13,25 @@ from pulse.llm.config import engine_kind as _kind
 from pulse.runtime import RayOptions
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+PULSE_AUTOSCALING = {"target_ongoing_requests": 4.0, "upscale_delay_s": 5.0, "downscale_delay_s": 60.0}
+"""Where pulse's defaults differ from Ray's (2, 30 s, 600 s): an endpoint that reacts within seconds."""
 
 
-class AutoscalingConfig(StrictModel):
-    """Serve autoscaling for each model deployment (``autoscaling_config`` in Serve)."""
+class AutoscalingConfig(RayAutoscalingConfig):
+    """Serve's own ``AutoscalingConfig`` (``autoscaling_config`` of each model deployment).
 
-    min_replicas: int = Field(1, ge=0)
-    """``0`` scales to zero when idle (the first request then waits for a replica to load the model)."""
-    max_replicas: int = Field(1, ge=1)
-    target_ongoing_requests: float = Field(4.0, gt=0)
-    """Requests in flight per replica that Serve scales towards."""
-    upscale_delay_s: float = Field(5.0, ge=0)
-    """How long the load must stay above target before a replica is added."""
-    downscale_delay_s: float = Field(60.0, ge=0)
-    """How long the load must stay below target before a replica is removed."""
-    look_back_period_s: float = Field(30.0, gt=0)
-    """window over which ongoing requests are averaged before a scaling decision."""
+    Every option Ray has (``min_replicas``: ``0`` scales to zero when idle; ``initial_replicas``,
+    ``max_replicas``, ``target_ongoing_requests``, ``upscale_delay_s``, ``downscale_delay_s``,
+    ``downscale_to_zero_delay_s``, ``look_back_period_s``, ...) is validated by Ray, with
+    :data:`PULSE_AUTOSCALING` as the defaults pulse changes. Unlike Ray's model, an unknown key is an error.
+    """
 
-    @model_validator(mode="after")
-    def _check_bounds(self) -> AutoscalingConfig:
-        if self.max_replicas < max(self.min_replicas, 1):
-            raise ValueError("autoscaling.max_replicas must be >= autoscaling.min_replicas (and >= 1)")
-        return self
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pulse_defaults(cls, data: Any) -> Any:
+        return {**PULSE_AUTOSCALING, **data} if isinstance(data, dict) else data
 
 
 ServeEngineConfig = engine_union(TransformersEngineConfig, VllmEngineConfig)

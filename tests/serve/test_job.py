@@ -77,3 +77,36 @@ def test_vllm_models_get_pulses_ingress_with_api_keys_in_front_of_ray_llm_server
     assert (
         server._bound_deployment.func_or_class.__name__ == "LLMServer"
     )  # Ray's, as build_llm_deployment makes it
+
+
+def test_every_ray_autoscaling_option_reaches_the_model_deployment_with_pulses_defaults(monkeypatch):
+    """``autoscaling`` is Ray's own AutoscalingConfig: Ray's options pulse never re-declared arrive too."""
+    monkeypatch.delenv("PULSE_API_KEY", raising=False)
+    scale_to_zero = {
+        "min_replicas": 0,
+        "initial_replicas": 2,
+        "max_replicas": 3,
+        "downscale_to_zero_delay_s": 300,
+    }
+    app = job.build_app(config(autoscaling=scale_to_zero, health_check_period_s=2.0))
+    model = app._bound_deployment.init_args[1]["m:1"]._bound_deployment
+    options = model._deployment_config
+    applied = options.autoscaling_config
+    assert (applied.min_replicas, applied.initial_replicas, applied.max_replicas) == (0, 2, 3)
+    assert applied.downscale_to_zero_delay_s == 300
+    # Unset keys keep pulse's defaults, not Ray's (target 2, 30 s up, 600 s down).
+    assert (applied.target_ongoing_requests, applied.upscale_delay_s, applied.downscale_delay_s) == (4, 5, 60)
+    assert (options.health_check_period_s, options.max_ongoing_requests) == (2.0, 32)
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "fragment"),
+    [
+        ({"max_replica": 3}, "max_replica"),
+        ({"min_replicas": 2, "initial_replicas": 1}, "initial_replicas"),
+        ({"max_replicas": 0}, "max_replicas"),
+    ],
+)
+def test_a_bad_autoscaling_key_or_value_is_refused_by_name(autoscaling, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        config(autoscaling=autoscaling)
