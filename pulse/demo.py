@@ -128,14 +128,11 @@ def _ask_with_openai(base_url: str, model: str, image: bytes, question: str, max
     return reply.choices[0].message.content or ""
 
 
-def _benchmark(cfg: DemoConfig, out: str, base_url: str) -> list[dict[str, Any]]:
-    from pulse.ecgbench.own_items import build_items
+def _benchmark(cfg: DemoConfig, held_out: tuple, out: str, base_url: str) -> list[dict[str, Any]]:
     from pulse.ecgbench.runner import EndpointConfig, read_answers, run_items
     from pulse.ecgbench.score import score_items
 
-    items, subsets = build_items(io.join(out, "ingest"), io.join(out, "render"), split=cfg.bench.split)
-    if cfg.bench.max_items is not None:
-        items = items[: cfg.bench.max_items]
+    items, subsets = held_out
     if not items:
         print("no benchmark items (no labelled records with images in the split)")
         return []
@@ -178,7 +175,12 @@ def _print_table(results: list[dict[str, Any]]) -> None:
 
 
 def run(cfg: DemoConfig) -> StageSummary:
-    from pulse.demo_learning import learning_table, print_learning_table, write_heart_rate_llava
+    from pulse.demo_learning import (
+        held_out_items,
+        learning_table,
+        print_learning_table,
+        write_heart_rate_llava,
+    )
 
     started = time.time()
     out = cfg.output_dir or tempfile.mkdtemp(prefix="pulse-demo-")
@@ -230,6 +232,7 @@ def run(cfg: DemoConfig) -> StageSummary:
         ],
     )
 
+    held_out = held_out_items(cfg.bench, out)
     t = _step("5/7 serve: the export behind an OpenAI-compatible Ray Serve endpoint")
     serve_module, serve_cfg = _stage(
         "pulse.serve.job",
@@ -245,7 +248,7 @@ def run(cfg: DemoConfig) -> StageSummary:
     failed = None
     try:
         t = _step("6/7 ECGBench: ask the endpoint about held-out records, score with the ECGBench rules")
-        _print_table(_benchmark(cfg, out, base_url))
+        _print_table(_benchmark(cfg, held_out, out, base_url))
         print(f"({time.time() - t:.0f}s)")
     except Exception as exc:  # the learning check below does not need the endpoint
         failed = f"{type(exc).__name__}: {exc}"
@@ -254,7 +257,7 @@ def run(cfg: DemoConfig) -> StageSummary:
         serve_module.stop(serve_cfg)
 
     t = _step("7/7 did it learn? held-out items: trained vs untrained model vs chance")
-    rows = learning_table(cfg.learning, cfg.bench, out, result.export_dir, stage_cfg.model.build)
+    rows = learning_table(cfg.learning, cfg.bench, held_out, out, result.export_dir, stage_cfg.model.build)
     print_learning_table(rows)
     print(f"({time.time() - t:.0f}s)")
     return StageSummary(

@@ -141,15 +141,20 @@ def _above(value: float | None, level: float) -> bool:
     return value is not None and not math.isnan(value) and value > level
 
 
-def learning_table(
-    learning: DemoLearning, bench: DemoBench, out: str, export_dir: str, build_config
-) -> list[dict[str, Any]]:
-    """Held-out items answered in-process by the trained export and by the untrained model.
-
-    ``learning`` and ``bench`` are the demo's ``DemoLearning``/``DemoBench``; ``out`` holds its
-    ingest and render outputs; the table is also written to ``<out>/learning.json``.
-    """
+def held_out_items(bench: DemoBench, out: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The demo's ECGBench-style items (at most ``bench.max_items``) and their subsets, from the
+    ingest and render outputs under ``out``; the endpoint benchmark and the learning check share them."""
     from pulse.ecgbench.own_items import build_items
+
+    items, subsets = build_items(io.join(out, "ingest"), io.join(out, "render"), split=bench.split)
+    return (items[: bench.max_items] if bench.max_items else items), subsets
+
+
+def learning_table(
+    learning: DemoLearning, bench: DemoBench, held_out: tuple, out: str, export_dir: str, build_config
+) -> list[dict[str, Any]]:
+    """``held_out`` items (:func:`held_out_items`) answered in-process by the trained export and by the
+    untrained model, beside held-out heart-rate strips; also written to ``<out>/learning.json``."""
     from pulse.ecgbench.score import score_items
     from pulse.models.loader import load_pretrained_dir
     from pulse.models.tiny_llava import build_tiny_llava
@@ -161,8 +166,7 @@ def learning_table(
     rows = [{"task": HR_TASK, "metric": "accuracy", "n": len(strips), "chance": 100.0 / 3}]
     for name, model in models.items():
         rows[0][name] = heart_rate_accuracy(answer_items(model, processor, strips, 6), strips)
-    items, subsets = build_items(io.join(out, "ingest"), io.join(out, "render"), split=bench.split)
-    items = items[: bench.max_items] if bench.max_items else items
+    items, subsets = held_out
     answers = {name: answer_items(m, processor, items, bench.max_tokens) for name, m in models.items()}
     for subset_name, subset in sorted(subsets.items()):
         gold = [it for it in items if it["subset"] == subset_name]
