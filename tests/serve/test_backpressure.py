@@ -46,11 +46,15 @@ def endpoint(ray_session, cfg):
         yield url
 
 
-def replica_pid() -> int:
+def replica_stats() -> dict:
     from ray import serve
 
     handle = serve.get_deployment_handle(deployment_name(MODEL), app_name=APP)
-    return handle.stats.remote().result(timeout_s=180)["pid"]
+    return handle.stats.remote().result(timeout_s=180)
+
+
+def replica_pid() -> int:
+    return replica_stats()["pid"]
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -147,10 +151,14 @@ def test_a_flood_at_twice_saturation_is_shed_with_429_and_health_stays_up(endpoi
 def test_killing_the_replica_mid_request_is_a_503(endpoint):
     root = endpoint.removesuffix("/v1")
     wait_healthy(root)
-    pid = replica_pid()
+    pid, rows_before = replica_pid(), replica_stats()["rows"]
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending = pool.submit(ask, endpoint, LONG)
-        time.sleep(1.5)  # the replica is generating LONG tokens
+        # Kill once the replica has started generating: a fixed sleep lost the race on an idle box,
+        # where the tiny model writes LONG tokens in about a second.
+        deadline = time.monotonic() + 60
+        while replica_stats()["rows"] == rows_before and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert not pending.done(), pending.result().text
         os.kill(pid, signal.SIGKILL)
         resp = pending.result()
