@@ -46,15 +46,28 @@ def endpoint(ray_session, cfg):
         yield url
 
 
-def replica_stats() -> dict:
+def replica_pid() -> int:
     from ray import serve
 
     handle = serve.get_deployment_handle(deployment_name(MODEL), app_name=APP)
-    return handle.stats.remote().result(timeout_s=180)
+    return handle.stats.remote().result(timeout_s=180)["pid"]
 
 
-def replica_pid() -> int:
-    return replica_stats()["pid"]
+def cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def wait_until_busy(pid: int, timeout_s: float = 60) -> None:
+    """Until ``pid`` burns at least 30 ms of CPU in a 50 ms window (an idle replica uses ~none)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        before = cpu_ticks(pid)
+        time.sleep(0.05)
+        if cpu_ticks(pid) - before >= 3 * os.sysconf("SC_CLK_TCK") // 100:
+            return
+    raise AssertionError("the replica never started generating")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -151,14 +164,13 @@ def test_a_flood_at_twice_saturation_is_shed_with_429_and_health_stays_up(endpoi
 def test_killing_the_replica_mid_request_is_a_503(endpoint):
     root = endpoint.removesuffix("/v1")
     wait_healthy(root)
-    pid, rows_before = replica_pid(), replica_stats()["rows"]
+    pid = replica_pid()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending = pool.submit(ask, endpoint, LONG)
-        # Kill once the replica has started generating: a fixed sleep lost the race on an idle box,
-        # where the tiny model writes LONG tokens in about a second.
-        deadline = time.monotonic() + 60
-        while replica_stats()["rows"] == rows_before and time.monotonic() < deadline:
-            time.sleep(0.02)
+        # Kill once the replica is generating: a fixed sleep lost the race on an idle box, where the
+        # tiny model writes LONG tokens in about a second. (The replica admits one request at a time,
+        # so it cannot be asked; its CPU time says it is busy.)
+        wait_until_busy(pid)
         assert not pending.done(), pending.result().text
         os.kill(pid, signal.SIGKILL)
         resp = pending.result()
